@@ -1,0 +1,35 @@
+"""The `hfmicro` console command: one verb per sub-command, each defined next to the code it drives.
+
+Every verb module exposes `register(subparsers)` and keeps heavy imports inside its handler, so
+`hfmicro --help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+# verb modules, in the order `hfmicro --help` lists them
+VERB_MODULES = [
+    "hfmicro.presets",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfmicro", description="Pre-train tiny BERT and GPT-2 models.")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="hfmicro",
+    version="0.1.0",
+    description="Pre-train tiny BERT and GPT-2 style language models from scratch on the Hugging Face stack.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["hfmicro", "hfmicro.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "datasets>=4.0",
+        "tokenizers>=0.22",
+        "accelerate>=1.0",
+        "huggingface-hub>=1.0",
+        "safetensors",
+        "numpy",
+        "pyyaml",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["hfmicro=hfmicro.cli:main"]},
+)
