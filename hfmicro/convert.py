@@ -1,0 +1,138 @@
+"""Conversion to stock transformers models, and parameter counting.
+
+`to_stock(model)` copies a MicroBERT / MicroGPT checkpoint into a stock `BertForMaskedLM` /
+`GPT2LMHeadModel` with identical outputs, so the weights also work with tools that only know the
+`bert` and `gpt2` architectures (ONNX exporters, transformers.js, text-generation servers, ...).
+"""
+
+import torch
+from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+
+from .models.microbert import MicroBertForMaskedLM
+from .models.microgpt import MicroGPTForCausalLM
+
+
+def count_parameters(model: PreTrainedModel) -> dict[str, int]:
+    """Total, trainable and active (used per token: differs from total only for MoE) parameter counts.
+    Tied weights are counted once."""
+    total = model.num_parameters()
+    trainable = model.num_parameters(only_trainable=True)
+    active = model.num_active_parameters() if hasattr(model, "num_active_parameters") else total
+    return {"total": total, "trainable": trainable, "active": active}
+
+
+def _refuse(model, option: str, value, target: str):
+    raise ValueError(
+        f"cannot convert {type(model).__name__} to {target}: {option}={value!r} has no equivalent there "
+        f"(convertible checkpoints use the default {option})"
+    )
+
+
+def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
+    cfg = model.config
+    for option, compatible in (("pre_norm", False), ("use_bias", True), ("mlp_type", "mlp")):
+        if getattr(cfg, option) != compatible:
+            _refuse(model, option, getattr(cfg, option), "BertForMaskedLM")
+    stock_config = BertConfig(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        intermediate_size=cfg.intermediate_size,
+        hidden_act=cfg.hidden_act,
+        hidden_dropout_prob=cfg.hidden_dropout_prob,
+        attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
+        max_position_embeddings=cfg.max_position_embeddings,
+        # BERT always has token types: without ours, one all-zero row adds nothing
+        type_vocab_size=max(cfg.type_vocab_size, 1),
+        initializer_range=cfg.initializer_range,
+        layer_norm_eps=cfg.layer_norm_eps,
+        pad_token_id=cfg.pad_token_id,
+        bos_token_id=cfg.bos_token_id,
+        eos_token_id=cfg.eos_token_id,
+    )
+    src = model.state_dict()
+    emb = model.model.embeddings
+    sd = {
+        "bert.embeddings.word_embeddings.weight": src["model.embeddings.tok_embeddings.weight"],
+        "bert.embeddings.position_embeddings.weight": src["model.embeddings.position_embeddings.weight"],
+        "bert.embeddings.token_type_embeddings.weight": (
+            src["model.embeddings.token_type_embeddings.weight"]
+            if emb.token_type_embeddings is not None
+            else torch.zeros(1, cfg.hidden_size, dtype=emb.tok_embeddings.weight.dtype)
+        ),
+        "bert.embeddings.LayerNorm.weight": src["model.embeddings.norm.weight"],
+        "bert.embeddings.LayerNorm.bias": src["model.embeddings.norm.bias"],
+        "cls.predictions.transform.dense.weight": src["head.dense.weight"],
+        "cls.predictions.transform.dense.bias": src["head.dense.bias"],
+        "cls.predictions.transform.LayerNorm.weight": src["head.norm.weight"],
+        "cls.predictions.transform.LayerNorm.bias": src["head.norm.bias"],
+        "cls.predictions.bias": src["decoder.bias"],
+        "cls.predictions.decoder.weight": src["model.embeddings.tok_embeddings.weight"],
+        "cls.predictions.decoder.bias": src["decoder.bias"],
+    }
+    names = {  # ours -> stock, within one layer
+        "attn.out": "attention.output.dense",
+        "attn_norm": "attention.output.LayerNorm",
+        "mlp.up": "intermediate.dense",
+        "mlp.down": "output.dense",
+        "mlp_norm": "output.LayerNorm",
+    }
+    for i in range(cfg.num_hidden_layers):
+        ours, theirs = f"model.layers.{i}.", f"bert.encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            q, k, v = src[f"{ours}attn.qkv.{kind}"].chunk(3, dim=0)
+            sd[f"{theirs}attention.self.query.{kind}"] = q
+            sd[f"{theirs}attention.self.key.{kind}"] = k
+            sd[f"{theirs}attention.self.value.{kind}"] = v
+            for a, b in names.items():
+                sd[f"{theirs}{b}.{kind}"] = src[f"{ours}{a}.{kind}"]
+    stock = BertForMaskedLM(stock_config)
+    stock.load_state_dict(sd, strict=True)
+    return stock
+
+
+def _microgpt_to_gpt2(model: MicroGPTForCausalLM) -> GPT2LMHeadModel:
+    cfg = model.config
+    for option, compatible in (("use_bias", True), ("mlp_type", "mlp"), ("num_experts", 0)):
+        if getattr(cfg, option) != compatible:
+            _refuse(model, option, getattr(cfg, option), "GPT2LMHeadModel")
+    stock_config = GPT2Config(
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.max_position_embeddings,
+        n_embd=cfg.hidden_size,
+        n_layer=cfg.num_hidden_layers,
+        n_head=cfg.num_attention_heads,
+        n_inner=cfg.intermediate_size,
+        activation_function=cfg.hidden_act,
+        resid_pdrop=cfg.hidden_dropout_prob,
+        embd_pdrop=cfg.hidden_dropout_prob,
+        attn_pdrop=cfg.attention_probs_dropout_prob,
+        layer_norm_epsilon=cfg.layer_norm_eps,
+        initializer_range=cfg.initializer_range,
+        bos_token_id=cfg.bos_token_id,
+        eos_token_id=cfg.eos_token_id,
+        pad_token_id=cfg.pad_token_id,
+    )
+    sd = {}
+    for name, tensor in model.state_dict().items():
+        if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):
+            tensor = tensor.t()  # GPT-2's Conv1D stores (in, out); nn.Linear stores (out, in)
+        sd[name] = tensor
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]
+    stock = GPT2LMHeadModel(stock_config)
+    stock.load_state_dict(sd, strict=True)
+    return stock
+
+
+def to_stock(model: PreTrainedModel) -> PreTrainedModel:
+    """A stock `BertForMaskedLM` / `GPT2LMHeadModel` computing the same logits as `model` (eval mode, same
+    dtype). Raises ValueError naming the option when the model uses one the stock architecture lacks."""
+    if isinstance(model, MicroBertForMaskedLM):
+        stock = _microbert_to_bert(model)
+    elif isinstance(model, MicroGPTForCausalLM):
+        stock = _microgpt_to_gpt2(model)
+    else:
+        raise TypeError(f"to_stock converts MicroBertForMaskedLM or MicroGPTForCausalLM, not {type(model).__name__}")
+    param = next(model.parameters())
+    return stock.to(device=param.device, dtype=param.dtype).eval()

@@ -1,0 +1,371 @@
+"""MicroGPT: a GPT-2 style decoder in one readable file.
+
+    x = wte(tokens) + wpe(positions) -> dropout
+    each block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))     (pre-LN, strictly causal)
+    logits = lm_head(ln_f(x)), lm_head tied to wte
+
+Names follow GPT-2 (and nanoGPT), with `nn.Linear` instead of GPT-2's transposed Conv1D. The MLP can
+be a mixture of experts (top-k routing with a Switch-style load-balancing loss).
+
+Imports only torch, transformers and the sibling configuration file, so a saved checkpoint loads with
+`trust_remote_code=True` where hfmicro is not installed.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+
+from .configuration_microgpt import MicroGPTConfig
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,  # (B, nh, T, hs)
+    key: torch.Tensor,  # (B, nh, S, hs), S = cached + new positions
+    value: torch.Tensor,  # (B, nh, S, hs)
+    attention_mask: torch.Tensor | None,  # bool (True = attend) or additive float, broadcastable to (B, nh, T, S)
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference attention; every other backend in ALL_ATTENTION_FUNCTIONS must agree with it."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, nh, T, S)
+    if attention_mask is None:
+        # the mask helpers hand back None only when plain causal masking is all that is needed
+        T, S = query.shape[-2], key.shape[-2]
+        causal = torch.ones(T, S, dtype=torch.bool, device=query.device).tril(S - T)
+        attn_weights = attn_weights.masked_fill(~causal, torch.finfo(attn_weights.dtype).min)
+    elif attention_mask.dtype == torch.bool:
+        attn_weights = attn_weights.masked_fill(~attention_mask, torch.finfo(attn_weights.dtype).min)
+    else:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return attn_output, attn_weights
+
+
+class MicroGPTAttention(nn.Module):
+    def __init__(self, config: MicroGPTConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True
+        self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.use_bias)  # q, k, v at once
+        self.c_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
+        self.resid_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,  # (B, T, C)
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ):
+        B, T, C = hidden_states.shape
+        qkv = self.c_attn(hidden_states).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, hs)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        if past_key_values is not None:
+            key, value = past_key_values.update(key, value, self.layer_idx)  # 2 x (B, nh, S, hs)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.config.attention_probs_dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
+        return self.resid_dropout(self.c_proj(attn_output)), attn_weights
+
+
+class MicroGPTMLP(nn.Module):
+    def __init__(self, config: MicroGPTConfig):
+        super().__init__()
+        self.glu = config.mlp_type == "glu"
+        fc_size = 2 * config.intermediate_size if self.glu else config.intermediate_size
+        self.c_fc = nn.Linear(config.hidden_size, fc_size, bias=config.use_bias)
+        self.act = ACT2FN[config.hidden_act]
+        self.c_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.use_bias)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.glu:
+            gate, up = self.c_fc(hidden_states).chunk(2, dim=-1)  # 2 x (..., ff)
+            hidden_states = self.act(gate) * up
+        else:
+            hidden_states = self.act(self.c_fc(hidden_states))
+        return self.dropout(self.c_proj(hidden_states))
+
+
+class MicroGPTMoE(nn.Module):
+    """Top-k mixture of MLP experts. Each token's output is the renormalised-weighted sum of its k experts."""
+
+    def __init__(self, config: MicroGPTConfig):
+        super().__init__()
+        self.num_experts = config.num_experts
+        self.top_k = config.num_experts_per_tok
+        self.gate = nn.Linear(config.hidden_size, config.num_experts, bias=False)
+        self.experts = nn.ModuleList([MicroGPTMLP(config) for _ in range(config.num_experts)])
+
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, C = hidden_states.shape
+        x = hidden_states.reshape(-1, C)  # (N, C), N = B*T
+        router_logits = self.gate(x)  # (N, E)
+        probs = nn.functional.softmax(router_logits, dim=-1, dtype=torch.float32)
+        weights, selected = probs.topk(self.top_k, dim=-1)  # 2 x (N, k)
+        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+
+        out = torch.zeros_like(x)
+        for e, expert in enumerate(self.experts):
+            # every expert runs, possibly on zero tokens, so all parameters are always in the graph (DDP-safe)
+            token_idx, slot = (selected == e).nonzero(as_tuple=True)
+            out.index_add_(0, token_idx, expert(x[token_idx]) * weights[token_idx, slot, None])
+        return out.view(B, T, C), router_logits
+
+
+def load_balancing_loss(router_logits: tuple[torch.Tensor, ...], num_experts: int, top_k: int) -> torch.Tensor:
+    """Switch Transformer auxiliary loss, E * sum_e(fraction routed to e * mean router prob of e), averaged
+    over layers. It is 1.0 for a perfectly uniform router and grows as routing collapses onto few experts."""
+    losses = []
+    for logits in router_logits:  # (N, E) per layer
+        probs = nn.functional.softmax(logits, dim=-1, dtype=torch.float32)
+        selected = probs.topk(top_k, dim=-1).indices  # (N, k)
+        routed = nn.functional.one_hot(selected, num_experts).float().sum(dim=1).mean(dim=0) / top_k  # (E,)
+        losses.append(num_experts * (routed * probs.mean(dim=0)).sum())
+    return torch.stack(losses).mean()
+
+
+class MicroGPTBlock(GradientCheckpointingLayer):
+    def __init__(self, config: MicroGPTConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
+        self.attn = MicroGPTAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
+        self.mlp = MicroGPTMoE(config) if config.num_experts else MicroGPTMLP(config)
+
+    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
+        attn_output, attn_weights = self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)
+        hidden_states = hidden_states + attn_output
+        mlp_output = self.mlp(self.ln_2(hidden_states))
+        router_logits = None
+        if isinstance(mlp_output, tuple):
+            mlp_output, router_logits = mlp_output
+        return hidden_states + mlp_output, attn_weights, router_logits
+
+
+class MicroGPTPreTrainedModel(PreTrainedModel):
+    config: MicroGPTConfig
+    config_class = MicroGPTConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MicroGPTBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms
+        super()._init_weights(module)
+        if isinstance(module, (MicroGPTAttention, MicroGPTMLP)):
+            # GPT-2's scaled init of the projections that write into the residual stream: 2 per block
+            init.normal_(module.c_proj.weight, mean=0.0, std=self.config.initializer_range / math.sqrt(
+                2 * self.config.num_hidden_layers))
+
+    def num_active_parameters(self) -> int:
+        """Parameters used for one token: with MoE, only num_experts_per_tok of the experts count."""
+        total = self.num_parameters()
+        for module in self.modules():
+            if isinstance(module, MicroGPTMoE):
+                per_expert = sum(p.numel() for p in module.experts[0].parameters())
+                total -= (module.num_experts - module.top_k) * per_expert
+        return total
+
+
+class MicroGPTModel(MicroGPTPreTrainedModel):
+    def __init__(self, config: MicroGPTConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.wpe = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.drop = nn.Dropout(config.hidden_dropout_prob)
+        self.h = nn.ModuleList([MicroGPTBlock(config, i) for i in range(config.num_hidden_layers)])
+        self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.wte
+
+    def set_input_embeddings(self, value):
+        self.wte = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, S): 1 = token, 0 = padding, over cached + new positions
+        position_ids: torch.LongTensor | None = None,  # (B, T)
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MoeModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("MicroGPTModel needs exactly one of input_ids or inputs_embeds")
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
+        if self.gradient_checkpointing and self.training:
+            use_cache = False  # recomputation would write the cache twice
+
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)  # (B, T, C)
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if past_seen + inputs_embeds.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"{past_seen + inputs_embeds.shape[1]} positions exceed max_position_embeddings="
+                f"{self.config.max_position_embeddings}: shorten the input (or generate fewer tokens)"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(past_seen, past_seen + inputs_embeds.shape[1], device=inputs_embeds.device)
+            position_ids = position_ids.unsqueeze(0)  # (1, T)
+        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
+
+        mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            position_ids=position_ids,
+        )
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        all_router_logits = () if self.config.num_experts else None
+        for block in self.h:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, attn_weights, router_logits = block(hidden_states, mask, past_key_values, **kwargs)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+            if router_logits is not None:
+                all_router_logits += (router_logits,)
+        hidden_states = self.ln_f(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        output = MoeModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+            router_logits=all_router_logits,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: MicroGPTConfig):
+        super().__init__(config)
+        self.transformer = MicroGPTModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, S)
+        position_ids: torch.LongTensor | None = None,  # (B, T)
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
+        labels: torch.LongTensor | None = None,  # (B, T), unshifted (the loss shifts); -100 = not scored
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> MoeCausalLMOutputWithPast:
+        # Trainer passes num_items_in_batch (tokens scored in the whole accumulated batch); the loss is
+        # then a sum divided by it, so gradient accumulation gives the same gradient as one big batch.
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.transformer(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)  # (B, T, V)
+
+        loss = aux_loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=num_items_in_batch
+            )
+        if outputs.router_logits:
+            aux_loss = load_balancing_loss(outputs.router_logits, self.config.num_experts, self.config.num_experts_per_tok)
+            if loss is not None:
+                weight = self.config.router_aux_loss_coef
+                if num_items_in_batch is not None:
+                    # the LM loss is a share of the accumulated batch's sum; give the aux loss the same share
+                    scored = (labels[..., 1:] != -100).sum()
+                    weight = weight * scored / num_items_in_batch
+                loss = loss + weight * aux_loss.to(loss.device)
+
+        output = MoeCausalLMOutputWithPast(
+            loss=loss,
+            aux_loss=aux_loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            router_logits=outputs.router_logits,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["MicroGPTPreTrainedModel", "MicroGPTModel", "MicroGPTForCausalLM"]

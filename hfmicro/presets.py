@@ -1,0 +1,98 @@
+"""Every model size in one table.
+
+Each row gives the dimensions, where the size comes from, and its exact parameter count with the
+stock-compatible defaults (tied embeddings counted once); `tests/test_presets.py` rebuilds every row
+and checks the count. A recipe picks a row by name and may override any config field (the vocabulary
+size follows the tokenizer, so its count then differs from the table's).
+"""
+
+from dataclasses import dataclass, field
+
+FAMILIES = ("microbert", "microgpt")
+
+
+@dataclass(frozen=True)
+class Preset:
+    family: str  # "microbert" (masked LM) or "microgpt" (causal LM)
+    num_hidden_layers: int
+    num_attention_heads: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int
+    params: int  # exact, at these dimensions with the config defaults
+    source: str
+    extra: dict = field(default_factory=dict)  # other config fields (e.g. MoE)
+    active: int | None = None  # parameters used per token, where it differs from params (MoE)
+
+    def config_kwargs(self) -> dict:
+        keys = ("num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size", "vocab_size",
+                "max_position_embeddings")
+        return {k: getattr(self, k) for k in keys} | dict(self.extra)
+
+
+# fmt: off
+PRESETS: dict[str, Preset] = {
+    # name:                      family       L   H    d     ff   vocab   seq   params
+    "microbert-toy":     Preset("microbert",  2,  2,   4,    16,  8000,  128,      41_044, "users' first MicroBERT: 2 layers, 2 heads, 4-dim"),
+    "microbert-2l-16d":  Preset("microbert",  2,  2,  16,    64,  8000,  128,     144_976, "the 'balanced' 2-layer, 16-dim MLM of the users' optimisation notes"),
+    "microbert-4l-8d":   Preset("microbert",  4,  4,   8,    32,  8000,  128,      76_632, "users' v2 streaming-dataset model: 4 layers, 4 heads, 8-dim"),
+    "microbert-6l-16d":  Preset("microbert",  6,  8,  16,    64,  8000,  128,     158_096, "users' v3 multi-GPU model: 6 layers, 8 heads, 16-dim"),
+    "microbert-8l-256d": Preset("microbert",  8,  8, 256,  1024, 25000,  256,  12_875_944, "users' v4 24 GB-optimised model: 8 layers, 8 heads, 256-dim, seq 256, 25k vocab"),
+    "microbert-3l-512d": Preset("microbert",  3,  8, 512,  2048, 32000,  256,  26_269_952, "users' BERT training records: d512/h8/ff2048, 3 layers, seq 256, 30k+ vocab"),
+    "microbert-base":    Preset("microbert", 12, 12, 768,  3072, 30522,  512, 109_514_298, "BERT-base dimensions (= stock BertForMaskedLM)"),
+    "microgpt-toy":      Preset("microgpt",   2,  2,  16,    64,  8000,  128,     136_640, "2-layer, 16-dim GPT for tests and CPU demos"),
+    "microgpt-8l-512d":  Preset("microgpt",   8,  8, 512,  2048,  8000,  512,  29_578_240, "users' 2xT4 GPT: 8 layers, d512, seq 512"),
+    "microgpt-8l-512d-moe": Preset("microgpt", 8, 8, 512,  2048,  8000,  512,  79_987_712, "users' 2xT4 GPT with --use_moe: 4 experts, top-2",
+                                   extra={"num_experts": 4, "num_experts_per_tok": 2}, active=46_392_320),
+    "microgpt-124m":     Preset("microgpt",  12, 12, 768,  3072, 50257, 1024, 124_439_808, "GPT-2 small (= stock GPT2LMHeadModel)"),
+}
+# fmt: on
+
+
+def preset_config(name: str, **overrides):
+    """The MicroBertConfig / MicroGPTConfig of a preset, with any field overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    from . import MicroBertConfig, MicroGPTConfig
+
+    preset = PRESETS[name]
+    config_class = MicroBertConfig if preset.family == "microbert" else MicroGPTConfig
+    return config_class(**(preset.config_kwargs() | overrides))
+
+
+def build_model(config):
+    """The pre-training model (MicroBertForMaskedLM or MicroGPTForCausalLM) for a config."""
+    from . import MicroBertConfig, MicroBertForMaskedLM, MicroGPTForCausalLM
+
+    return (MicroBertForMaskedLM if isinstance(config, MicroBertConfig) else MicroGPTForCausalLM)(config)
+
+
+def count_preset(name: str, **overrides) -> dict[str, int]:
+    """Total / trainable / active parameters of a preset, counted on the meta device (no memory used)."""
+    import torch
+
+    from .convert import count_parameters
+
+    with torch.device("meta"):
+        return count_parameters(build_model(preset_config(name, **overrides)))
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("configs", help="list the model presets with their parameter counts")
+    parser.add_argument("--family", choices=FAMILIES, help="only this model family")
+    parser.set_defaults(func=_configs)
+
+
+def _configs(args) -> int:
+    header = f"{'preset':<22} {'L':>3} {'H':>3} {'d':>4} {'ff':>5} {'vocab':>6} {'seq':>5} {'params':>12} {'active':>12}  source"
+    print(header)
+    print("-" * len(header))
+    for name, p in PRESETS.items():
+        if args.family and p.family != args.family:
+            continue
+        active = p.active or p.params
+        print(f"{name:<22} {p.num_hidden_layers:>3} {p.num_attention_heads:>3} {p.hidden_size:>4} "
+              f"{p.intermediate_size:>5} {p.vocab_size:>6} {p.max_position_embeddings:>5} {p.params:>12,} "
+              f"{active:>12,}  {p.source}")
+    return 0
