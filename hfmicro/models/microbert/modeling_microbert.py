@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -160,13 +159,8 @@ class MicroBertPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        # normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms (as BERT)
-        super()._init_weights(module)
-        if isinstance(module, MicroBertEmbeddings) and module.tok_embeddings.padding_idx is not None:
-            init.zeros_(module.tok_embeddings.weight[module.tok_embeddings.padding_idx])
+    # PreTrainedModel._init_weights already does BERT's init: normal(0, initializer_range) weights, zero
+    # biases and padding row, unit norms.
 
 
 class MicroBertModel(MicroBertPreTrainedModel):

@@ -66,6 +66,7 @@ class MicroGPTAttention(nn.Module):
         self.is_causal = True
         self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.use_bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
+        self.c_proj.is_residual_projection = True
         self.resid_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
@@ -106,6 +107,7 @@ class MicroGPTMLP(nn.Module):
         self.c_fc = nn.Linear(config.hidden_size, fc_size, bias=config.use_bias)
         self.act = ACT2FN[config.hidden_act]
         self.c_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.use_bias)
+        self.c_proj.is_residual_projection = True
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -188,10 +190,12 @@ class MicroGPTPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         # normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms
         super()._init_weights(module)
-        if isinstance(module, (MicroGPTAttention, MicroGPTMLP)):
-            # GPT-2's scaled init of the projections that write into the residual stream: 2 per block
-            init.normal_(module.c_proj.weight, mean=0.0, std=self.config.initializer_range / math.sqrt(
-                2 * self.config.num_hidden_layers))
+        if getattr(module, "is_residual_projection", False):
+            # GPT-2's scaled init of the projections that write into the residual stream: 2 per block.
+            # (Marked on the Linear itself: transformers skips _init_weights for custom-code modules that own
+            # no parameters directly, such as MicroGPTAttention.)
+            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
 
     def num_active_parameters(self) -> int:
         """Parameters used for one token: with MoE, only num_experts_per_tok of the experts count."""

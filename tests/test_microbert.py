@@ -1,0 +1,61 @@
+"""MicroBERT specifics: sparse MLM prediction, conversion to stock BertForMaskedLM."""
+
+import pytest
+import torch
+
+from hfmicro import MicroBertForMaskedLM, to_stock
+from test_models_common import VOCAB, mlm_labels, random_batch, tiny_model
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_sparse_prediction_matches_dense(pre_norm):
+    sparse = tiny_model("microbert", pre_norm=pre_norm, sparse_prediction=True)
+    dense = MicroBertForMaskedLM(sparse.config.__class__(**(sparse.config.to_diff_dict() | {"sparse_prediction": False})))
+    dense.load_state_dict(sparse.state_dict())
+    dense.eval()
+    x = random_batch(batch=4, seq=16)
+    labels = mlm_labels(x, rate=0.25)
+    with torch.no_grad():
+        s, d = sparse(x, labels=labels), dense(x, labels=labels)
+        full = sparse(x).logits  # without labels the logits are dense, as pipelines need
+    n_masked = int((labels != -100).sum())
+    assert s.logits.shape == (n_masked, VOCAB)
+    assert d.logits.shape == full.shape == (4, 16, VOCAB)
+    torch.testing.assert_close(s.loss, d.loss)
+    torch.testing.assert_close(s.logits, d.logits[labels != -100])
+    torch.testing.assert_close(full, d.logits)
+    # and the loss is the plain mean cross-entropy over masked tokens
+    reference = torch.nn.functional.cross_entropy(full.view(-1, VOCAB), labels.view(-1), ignore_index=-100)
+    torch.testing.assert_close(s.loss, reference)
+
+
+@pytest.mark.parametrize("type_vocab_size", [2, 0])
+def test_to_stock_bert_gives_same_logits(type_vocab_size):
+    model = tiny_model("microbert", type_vocab_size=type_vocab_size)
+    stock = to_stock(model)
+    assert type(stock).__name__ == "BertForMaskedLM"
+    assert stock.num_parameters() == model.num_parameters() + (model.config.hidden_size if type_vocab_size == 0 else 0)
+    x = random_batch()
+    mask = torch.ones_like(x)
+    mask[1, 8:] = 0
+    token_types = torch.zeros_like(x)
+    if type_vocab_size:
+        token_types[:, 6:] = 1
+    with torch.no_grad():
+        ours = model(x, attention_mask=mask, token_type_ids=token_types if type_vocab_size else None).logits
+        theirs = stock(x, attention_mask=mask, token_type_ids=token_types).logits
+    assert (ours - theirs).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("option,value", [("pre_norm", True), ("use_bias", False), ("mlp_type", "glu")])
+def test_to_stock_refuses_incompatible_options(option, value):
+    model = tiny_model("microbert", **{option: value})
+    with pytest.raises(ValueError, match=option):
+        to_stock(model)
+
+
+def test_post_ln_default_and_pre_ln_option_differ_in_structure():
+    post, pre = tiny_model("microbert"), tiny_model("microbert", pre_norm=True)
+    assert isinstance(post.model.final_norm, torch.nn.Identity)
+    assert isinstance(pre.model.final_norm, torch.nn.LayerNorm)
+    assert pre.num_parameters() == post.num_parameters() + 2 * post.config.hidden_size

@@ -1,0 +1,137 @@
+"""MicroGPT specifics: causality, KV-cache generation, sampling, mixture of experts, conversion to GPT-2."""
+
+import pytest
+import torch
+from transformers import GenerationConfig
+
+from hfmicro import count_parameters, to_stock
+from test_models_common import VOCAB, random_batch, tiny_model
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_strictly_causal(impl):
+    model = tiny_model("microgpt")
+    model.set_attn_implementation(impl)
+    x = random_batch(batch=2, seq=12)
+    y = x.clone()
+    y[:, 7:] = torch.randint(5, VOCAB, (2, 5))
+    with torch.no_grad():
+        a, b = model(x).logits, model(y).logits
+    torch.testing.assert_close(a[:, :7], b[:, :7], atol=1e-6, rtol=0)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def greedy(model, input_ids, **kwargs):
+    config = GenerationConfig(do_sample=False, max_new_tokens=10, pad_token_id=1, eos_token_id=None)
+    return model.generate(input_ids, generation_config=config, **kwargs)
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_greedy_generation_cached_equals_uncached(impl):
+    model = tiny_model("microgpt")
+    model.set_attn_implementation(impl)
+    prompt = random_batch(batch=2, seq=6)
+    cached = greedy(model, prompt, use_cache=True)
+    uncached = greedy(model, prompt, use_cache=False)
+    assert cached.shape == (2, 16)
+    assert torch.equal(cached, uncached)
+    # and each step really is the argmax of a full forward pass
+    with torch.no_grad():
+        assert torch.equal(model(cached[:, :-1]).logits[:, 5:].argmax(-1), cached[:, 6:])
+
+
+def test_left_padded_batched_generation_equals_unpadded():
+    model = tiny_model("microgpt")
+    long, short = random_batch(batch=1, seq=8, seed=5)[0], random_batch(batch=1, seq=5, seed=6)[0]
+    batch = torch.stack([long, torch.cat([torch.full((3,), 1), short])])
+    mask = torch.ones_like(batch)
+    mask[1, :3] = 0
+    together = greedy(model, batch, attention_mask=mask)
+    alone_long = greedy(model, long[None])
+    alone_short = greedy(model, short[None])
+    assert torch.equal(together[0], alone_long[0])
+    assert torch.equal(together[1, 3:], alone_short[0])
+
+
+def test_sampling_options():
+    model = tiny_model("microgpt")
+    prompt = random_batch(batch=1, seq=4)
+
+    def sample(seed, **kwargs):
+        torch.manual_seed(seed)
+        config = GenerationConfig(do_sample=True, max_new_tokens=12, pad_token_id=1, eos_token_id=None, **kwargs)
+        return model.generate(prompt, generation_config=config)[0, 4:]
+
+    # reproducible for a seed, different across seeds at high temperature
+    assert torch.equal(sample(0, temperature=1.5), sample(0, temperature=1.5))
+    assert not torch.equal(sample(0, temperature=1.5), sample(1, temperature=1.5))
+    # top_k=1 and a tiny top_p both reduce sampling to greedy
+    greedy_tokens = greedy(model, prompt, max_new_tokens=12)[0, 4:]
+    assert torch.equal(sample(2, top_k=1), greedy_tokens)
+    assert torch.equal(sample(3, top_p=1e-6, top_k=0), greedy_tokens)
+    # a strong repetition penalty avoids repeating tokens that greedy decoding repeats
+    config = GenerationConfig(do_sample=False, max_new_tokens=12, pad_token_id=1, eos_token_id=None,
+                              repetition_penalty=100.0)
+    penalised = model.generate(prompt, generation_config=config)[0]
+    assert len(set(penalised.tolist())) == len(penalised)
+
+
+def test_generation_stops_at_eos_and_respects_context_length():
+    model = tiny_model("microgpt", max_position_embeddings=16)
+    prompt = random_batch(batch=1, seq=4)
+    first = greedy(model, prompt, max_new_tokens=1)[0, -1].item()
+    config = GenerationConfig(do_sample=False, max_new_tokens=10, pad_token_id=1, eos_token_id=first)
+    out = model.generate(prompt, generation_config=config)
+    assert out.shape[1] == 5 and out[0, -1] == first
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(random_batch(batch=1, seq=17))
+
+
+def test_moe_parameters_aux_loss_and_routing():
+    dense = tiny_model("microgpt")
+    moe = tiny_model("microgpt", num_experts=4, num_experts_per_tok=2).train()
+    counts = count_parameters(moe)
+    expert = sum(p.numel() for p in moe.transformer.h[0].mlp.experts[0].parameters())
+    router = moe.transformer.h[0].mlp.gate.weight.numel()
+    layers = moe.config.num_hidden_layers
+    assert counts["total"] == dense.num_parameters() + layers * (3 * expert + router)
+    assert counts["active"] == counts["total"] - layers * 2 * expert
+    assert count_parameters(dense)["active"] == dense.num_parameters()
+
+    x = random_batch(batch=4, seq=16)
+    out = moe(x, labels=x)
+    assert len(out.router_logits) == layers and out.router_logits[0].shape == (64, 4)
+    assert 1.0 <= out.aux_loss.item() < 4.0  # 1 = perfectly balanced, E = everything on one expert
+    without_aux = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
+    torch.testing.assert_close(out.loss, without_aux + moe.config.router_aux_loss_coef * out.aux_loss)
+    out.aux_loss.backward()
+    assert moe.transformer.h[0].mlp.gate.weight.grad.abs().sum() > 0
+
+
+def test_moe_balancing_loss_is_one_when_uniform():
+    from hfmicro.models.microgpt.modeling_microgpt import load_balancing_loss
+
+    logits = torch.zeros(64, 4)
+    logits[torch.arange(64), torch.arange(64) % 4] = 1.0  # each expert top-1 for a quarter of tokens
+    assert abs(load_balancing_loss((logits,), 4, 1).item() - 1.0) < 1e-6
+    collapsed = torch.zeros(64, 4)
+    collapsed[:, 0] = 10.0
+    assert load_balancing_loss((collapsed,), 4, 1).item() > 3.5
+
+
+def test_to_stock_gpt2_gives_same_logits_and_generation():
+    model = tiny_model("microgpt")
+    stock = to_stock(model)
+    assert type(stock).__name__ == "GPT2LMHeadModel"
+    assert stock.num_parameters() == model.num_parameters()
+    x = random_batch()
+    with torch.no_grad():
+        assert (model(x).logits - stock(x).logits).abs().max() < 1e-5
+    prompt = random_batch(batch=1, seq=5)
+    assert torch.equal(greedy(model, prompt), greedy(stock, prompt))
+
+
+@pytest.mark.parametrize("option,value", [("use_bias", False), ("mlp_type", "glu"), ("num_experts", 4)])
+def test_to_stock_gpt2_refuses_incompatible_options(option, value):
+    with pytest.raises(ValueError, match=option):
+        to_stock(tiny_model("microgpt", **{option: value}))

@@ -1,0 +1,285 @@
+"""The checklist transformers applies to its own models, run on both families at tiny sizes."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+import hfmicro
+from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+
+VOCAB = 400  # the conftest tokenizers' size
+
+
+def tiny_config(family: str, **overrides):
+    common = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=64)
+    if family == "microbert":
+        return MicroBertConfig(**(common | overrides))
+    return MicroGPTConfig(**(common | dict(bos_token_id=0, eos_token_id=0, pad_token_id=1) | overrides))
+
+
+def tiny_model(family: str, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    config = tiny_config(family, **overrides)
+    cls = MicroBertForMaskedLM if family == "microbert" else MicroGPTForCausalLM
+    return cls(config).eval()
+
+
+def random_batch(batch=3, seq=12, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(5, VOCAB, (batch, seq), generator=g)
+
+
+def mlm_labels(input_ids, rate=0.3, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    labels = input_ids.clone()
+    labels[torch.rand(input_ids.shape, generator=g) > rate] = -100
+    labels[0, 0] = input_ids[0, 0]  # at least one scored token
+    return labels
+
+
+def labels_for(family, input_ids):
+    return mlm_labels(input_ids) if family == "microbert" else input_ids.clone()
+
+
+FAMILIES = ["microbert", "microgpt"]
+VARIANTS = [  # the stock-compatible defaults and the opt-in training options
+    {},
+    {"use_bias": False, "mlp_type": "glu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+]
+
+
+def ids(variant):
+    return "default" if not variant else "options"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS, ids=ids)
+def test_save_load_round_trip(tmp_path, family, variant):
+    if family == "microbert" and variant:
+        variant = variant | {"pre_norm": True, "type_vocab_size": 0}
+    model = tiny_model(family, **variant)
+    x = random_batch()
+    with torch.no_grad():
+        before = model(x).logits
+    model.save_pretrained(tmp_path)
+
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", f"configuration_{family}.py", f"modeling_{family}.py"} <= files
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == family
+    assert "AutoConfig" in config["auto_map"]
+
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        saved = set(f.keys())
+    tied_target = "decoder.weight" if family == "microbert" else "lm_head.weight"
+    assert tied_target not in saved  # tied weights are stored once
+    expected = {n for n, _ in model.named_parameters()}  # named_parameters() lists shared tensors once
+    assert saved == expected
+
+    auto = AutoModelForMaskedLM if family == "microbert" else AutoModelForCausalLM
+    loaded, info = auto.from_pretrained(tmp_path, output_loading_info=True)
+    assert type(loaded) is type(model)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    for (name, p), (_, q) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(p, q), name  # loading must not re-initialise anything
+    out_emb, in_emb = loaded.get_output_embeddings().weight, loaded.get_input_embeddings().weight
+    assert out_emb.data_ptr() == in_emb.data_ptr()  # still tied after loading
+    with torch.no_grad():
+        after = loaded.eval()(x).logits
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_initialisation(family):
+    model = tiny_model(family, num_hidden_layers=4, hidden_size=64, intermediate_size=256)
+    std = model.config.initializer_range
+    layers = 4
+    for name, p in model.named_parameters():
+        if "norm" in name or name.split(".")[-2].startswith("ln_"):
+            expected = torch.ones_like(p) if name.endswith("weight") else torch.zeros_like(p)
+            assert torch.equal(p, expected), name
+        elif name.endswith("bias"):
+            assert torch.count_nonzero(p) == 0, name
+        elif family == "microgpt" and name.endswith("c_proj.weight"):
+            # GPT-2: residual projections scaled by 1/sqrt(2 * layers)
+            assert abs(p.std().item() - std / (2 * layers) ** 0.5) < 0.25 * std / (2 * layers) ** 0.5, name
+        else:
+            assert abs(p.std().item() - std) < 0.15 * std, name
+    if family == "microbert":
+        assert torch.count_nonzero(model.model.embeddings.tok_embeddings.weight[0]) == 0  # padding row
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_determinism_and_shapes(family):
+    a, b = tiny_model(family, seed=3), tiny_model(family, seed=3)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    x = random_batch(batch=2, seq=10)
+    a.set_attn_implementation("eager")
+    with torch.no_grad():
+        out1 = a(x, output_hidden_states=True, output_attentions=True)
+        out2 = a(x, output_hidden_states=True, output_attentions=True)
+    assert torch.equal(out1.logits, out2.logits)
+    assert out1.logits.shape == (2, 10, VOCAB)
+    assert len(out1.hidden_states) == a.config.num_hidden_layers + 1
+    assert all(h.shape == (2, 10, 32) for h in out1.hidden_states)
+    assert len(out1.attentions) == a.config.num_hidden_layers
+    assert all(w.shape == (2, 4, 10, 10) for w in out1.attentions)
+    torch.testing.assert_close(out1.attentions[0].sum(-1), torch.ones(2, 4, 10))
+    base = AutoModel.from_config(a.config)
+    assert type(base).__name__ == ("MicroBertModel" if family == "microbert" else "MicroGPTModel")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_batching_with_padding_equals_single(family, impl):
+    model = tiny_model(family)
+    model.set_attn_implementation(impl)
+    x = random_batch(batch=2, seq=12)
+    short = 7
+    mask = torch.ones_like(x)
+    batch = x.clone()
+    if family == "microbert":  # right padding
+        mask[1, short:] = 0
+        batch[1, short:] = 0
+        with torch.no_grad():
+            padded = model(batch, attention_mask=mask).logits[1, :short]
+            alone = model(x[1:, :short]).logits[0]
+    else:  # left padding, as for batched generation; positions count real tokens only
+        mask[1, : 12 - short] = 0
+        batch[1, : 12 - short] = 1
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            padded = model(batch, attention_mask=mask, position_ids=position_ids).logits[1, 12 - short :]
+            alone = model(x[1:, 12 - short :]).logits[0]
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_eager_matches_sdpa(family):
+    model = tiny_model(family)
+    x = random_batch()
+    mask = torch.ones_like(x)
+    mask[0, -4:] = 0
+    with torch.no_grad():
+        model.set_attn_implementation("sdpa")
+        sdpa = model(x, attention_mask=mask).logits
+        model.set_attn_implementation("eager")
+        eager = model(x, attention_mask=mask).logits
+    assert model.config._attn_implementation == "eager"
+    torch.testing.assert_close(eager, sdpa, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_gives_same_gradients(family):
+    def grads(checkpointing):
+        model = tiny_model(family, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert all(layer.gradient_checkpointing for layer in model.base_model.modules()
+                       if hasattr(layer, "_gradient_checkpointing_func"))
+        x = random_batch()
+        loss = model(x, labels=labels_for(family, x)).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    loss_a, grads_a = grads(False)
+    loss_b, grads_b = grads(True)
+    torch.testing.assert_close(loss_a, loss_b)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS + [{"num_experts": 4, "num_experts_per_tok": 2}], ids=["default", "options", "moe"])
+def test_training_steps_change_every_parameter(family, variant):
+    if family == "microbert" and "num_experts" in variant:
+        pytest.skip("mixture of experts is a MicroGPT option")
+    model = tiny_model(family, **variant).train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = random_batch(batch=4, seq=16)
+    losses = []
+    for _ in range(5):
+        loss = model(x, labels=labels_for(family, x)).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < losses[0]
+    for name, p in model.named_parameters():
+        if name == "model.embeddings.token_type_embeddings.weight":
+            # only the row of segment 0 is used by single-segment batches
+            assert not torch.equal(p[0], before[name][0]), name
+            continue
+        assert not torch.equal(p, before[name]), f"{name} did not change"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_is_exact_under_gradient_accumulation(family):
+    """Trainer passes num_items_in_batch; two half-batches must then add up to the full batch's loss and
+    gradient (the trap: a forward taking **kwargs that returns a plain mean is N times too large)."""
+    model = tiny_model(family, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    x = random_batch(batch=4, seq=16)
+    labels = labels_for(family, x)
+    labels[0, 3:9] = -100  # unequal token counts per half
+    full = model(x, labels=labels).loss
+    full.backward()
+    full_grad = model.get_input_embeddings().weight.grad.clone()
+    model.zero_grad()
+    scored = labels[..., 1:] if family == "microgpt" else labels
+    n_items = (scored != -100).sum()
+    total = 0
+    for half in (slice(0, 2), slice(2, 4)):
+        loss = model(x[half], labels=labels[half], num_items_in_batch=n_items).loss
+        loss.backward()
+        total = total + loss.detach()
+    torch.testing.assert_close(total, full.detach())
+    torch.testing.assert_close(model.get_input_embeddings().weight.grad, full_grad, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resize_token_embeddings(family):
+    model = tiny_model(family)
+    model.resize_token_embeddings(VOCAB + 13)
+    assert model.config.vocab_size == VOCAB + 13
+    assert model.get_output_embeddings().weight.shape[0] == VOCAB + 13
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    if family == "microbert":
+        assert model.decoder.bias.shape == (VOCAB + 13,)
+    x = torch.tensor([[5, 6, VOCAB + 12]])
+    with torch.no_grad():
+        assert model(x).logits.shape == (1, 3, VOCAB + 13)
+
+
+@pytest.mark.parametrize(
+    "family,field,kwargs",
+    [
+        ("microbert", "hidden_size", dict(hidden_size=10, num_attention_heads=4)),
+        ("microgpt", "hidden_size", dict(hidden_size=10, num_attention_heads=4)),
+        ("microbert", "num_hidden_layers", dict(num_hidden_layers=0)),
+        ("microgpt", "vocab_size", dict(vocab_size=-5)),
+        ("microbert", "hidden_dropout_prob", dict(hidden_dropout_prob=1.5)),
+        ("microgpt", "hidden_act", dict(hidden_act="swishy")),
+        ("microbert", "mlp_type", dict(mlp_type="moe")),
+        ("microgpt", "num_experts_per_tok", dict(num_experts=4, num_experts_per_tok=5)),
+        ("microgpt", "num_experts", dict(num_experts=1)),
+        ("microbert", "pad_token_id", dict(vocab_size=100, pad_token_id=100)),
+    ],
+)
+def test_invalid_config_is_refused_naming_the_field(family, field, kwargs):
+    cls = MicroBertConfig if family == "microbert" else MicroGPTConfig
+    with pytest.raises(ValueError, match=field):
+        cls(**kwargs)
+
+
+def test_auto_classes_are_registered():
+    assert type(AutoConfig.for_model("microbert")) is MicroBertConfig
+    assert type(AutoConfig.for_model("microgpt")) is MicroGPTConfig
+    assert type(AutoModelForMaskedLM.from_config(tiny_config("microbert"))) is MicroBertForMaskedLM
+    assert type(AutoModelForCausalLM.from_config(tiny_config("microgpt"))) is MicroGPTForCausalLM
+    assert hfmicro.MicroBertModel.__name__ == "MicroBertModel"

@@ -1,0 +1,48 @@
+"""Every preset row builds, and its parameter count is exact."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
+
+from hfmicro.presets import PRESETS, count_preset, preset_config
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_parameter_count_is_exact(name):
+    preset = PRESETS[name]
+    counts = count_preset(name)
+    assert counts["total"] == preset.params
+    assert counts["active"] == (preset.active or preset.params)
+    config = preset_config(name)
+    assert config.model_type == preset.family
+    assert config.max_position_embeddings == preset.max_position_embeddings
+
+
+def test_stock_sized_rows_match_stock_models():
+    with torch.device("meta"):
+        assert BertForMaskedLM(BertConfig()).num_parameters() == PRESETS["microbert-base"].params
+        assert GPT2LMHeadModel(GPT2Config()).num_parameters() == PRESETS["microgpt-124m"].params == 124_439_808
+
+
+def test_seed_sizes_are_all_covered():
+    dims = {(p.family, p.num_hidden_layers, p.num_attention_heads, p.hidden_size) for p in PRESETS.values()}
+    for wanted in [(2, 2, 4), (2, 2, 16), (4, 4, 8), (6, 8, 16), (8, 8, 256), (3, 8, 512)]:
+        assert ("microbert", *wanted) in dims
+    assert ("microgpt", 8, 8, 512) in dims
+
+
+def test_overrides_and_unknown_preset():
+    assert preset_config("microbert-toy", vocab_size=123, pre_norm=True).vocab_size == 123
+    with pytest.raises(ValueError, match="microbert-toy"):
+        preset_config("microbert-tiny")
+
+
+def test_configs_command_lists_every_preset():
+    out = subprocess.run([sys.executable, "-m", "hfmicro.cli", "configs"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name, preset in PRESETS.items():
+        assert name in out.stdout and f"{preset.params:,}" in out.stdout
+    assert "46,392,320" in out.stdout  # active parameters of the MoE row
