@@ -11,6 +11,9 @@ import sys
 # verb modules, in the order `hfmicro --help` lists them
 VERB_MODULES = [
     "hfmicro.presets",
+    "hfmicro.bpe",
+    "hfmicro.data.stats",
+    "hfmicro.data.cache",
 ]
 
 

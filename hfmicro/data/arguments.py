@@ -1,0 +1,97 @@
+"""`DataArguments`: every data option of the recipes, parsed by `transformers.HfArgumentParser`."""
+
+import re
+from dataclasses import dataclass, field
+
+from .files import TXT_MODES
+
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$")
+_SCALE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+
+
+def parse_count(value: str | int | None) -> int | None:
+    """'500k' → 500_000, '5M' → 5_000_000, '1.5m' → 1_500_000, 42 → 42, None → None."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _COUNT.match(str(value))
+    if not match:
+        raise ValueError(f"cannot read {value!r} as a count; write e.g. 20000, 500k, 5M or 1B")
+    number = float(match.group(1)) * _SCALE[match.group(2).lower()]
+    if number != int(number):
+        raise ValueError(f"{value!r} is not a whole number of items")
+    return int(number)
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="builtin",
+        metadata={
+            "help": "Corpus: 'builtin' (offline English prose shipped with Python), a local .txt/.jsonl/.json/"
+            ".csv/.parquet file (optionally .gz), a glob or a folder, or a Hub dataset name (e.g. wikitext)."
+        },
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Hub dataset configuration, e.g. wikitext-103-raw-v1."}
+    )
+    text_column: str = field(default="text", metadata={"help": "Column (JSON field) that holds the document text."})
+    txt_mode: str = field(
+        default="paragraph",
+        metadata={"help": "How .txt files split into documents: 'paragraph' (blank-line separated) or 'line'."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the corpus instead of preparing it on disk (not cached; for huge corpora)."},
+    )
+    max_samples: str | None = field(
+        default=None,
+        metadata={"help": "Read at most this many training documents (and as many validation ones): 20000, 500k, 5M."},
+    )
+    validation_split_percentage: float = field(
+        default=5.0,
+        metadata={"help": "Percent of documents held out for validation when the source has no validation split."},
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per packed block."})
+    keep_partial_block: bool = field(
+        default=False,
+        metadata={"help": "Keep the last, shorter block of each split instead of dropping it (the count is logged)."},
+    )
+    static_masking: bool = field(
+        default=False,
+        metadata={"help": "MLM only: mask once at preprocessing (stored, seeded by masking_seed) instead of per batch."},
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked for MLM."})
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={"help": "Processes for tokenisation; default 1 (the Rust tokenizer already uses every core)."},
+    )
+    masking_seed: int = field(default=42, metadata={"help": "Seed for static masking."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the packed dataset even if it is cached."})
+
+    def __post_init__(self):
+        if not self.dataset or not self.dataset.strip():
+            raise ValueError("dataset must not be empty; use 'builtin' for the offline corpus")
+        if self.txt_mode not in TXT_MODES:
+            raise ValueError(f"txt_mode must be one of {TXT_MODES}, got {self.txt_mode!r}")
+        try:
+            count = parse_count(self.max_samples)
+        except ValueError as err:
+            raise ValueError(f"max_samples: {err}") from None
+        if count is not None and count < 1:
+            raise ValueError(f"max_samples must be at least 1, got {self.max_samples!r}")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise ValueError(f"validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}")
+        if self.max_seq_length < 2:
+            raise ValueError(f"max_seq_length must be at least 2, got {self.max_seq_length}")
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
+            raise ValueError(f"preprocessing_num_workers must be at least 1, got {self.preprocessing_num_workers}")
+        if self.static_masking and self.streaming:
+            raise ValueError("static_masking needs a prepared dataset; it cannot be combined with streaming")
+        if self.static_masking and self.keep_partial_block:
+            raise ValueError("static_masking stores equal-length blocks to stack; drop keep_partial_block")
+
+    @property
+    def max_documents(self) -> int | None:
+        return parse_count(self.max_samples)

@@ -1,0 +1,108 @@
+"""`hfmicro data stats`: what a corpus holds before any training: documents, size, duplicates, bad rows."""
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from .packing import TOKENIZE_BATCH
+from .report import DataError, ReadReport, exit_on_data_error
+from .sources import iter_rows
+
+
+@dataclass
+class CorpusStats:
+    documents: int = 0  # usable (non-empty, well-formed) documents, duplicates included
+    characters: int = 0
+    tokens: int | None = None  # without separators or special tokens; None without a tokenizer
+    empty_documents: int = 0
+    duplicate_documents: int = 0  # exact copies of an earlier document
+    bad_rows: int = 0
+    bad_row_examples: list[str] = field(default_factory=list)
+
+
+def corpus_stats(
+    dataset: str = "builtin",
+    *,
+    dataset_config: str | None = None,
+    text_column: str = "text",
+    txt_mode: str = "paragraph",
+    tokenizer=None,
+) -> CorpusStats:
+    """Counts over the whole source (train and validation), streamed; duplicates found by content hash."""
+    report, seen, duplicates, tokens, batch = ReadReport(), set(), 0, 0, []
+
+    def count_tokens(texts: list[str]) -> int:
+        encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        return sum(map(len, encoded))
+
+    rows = iter_rows(dataset, "all", dataset_config=dataset_config, text_column=text_column, txt_mode=txt_mode)
+    for row in rows:
+        if row.text is None:
+            report.add_bad_row(row.location, row.problem)
+        elif not row.text.strip():
+            report.empty_documents += 1
+        else:
+            report.documents += 1
+            report.characters += len(row.text)
+            digest = hashlib.blake2b(row.text.encode("utf-8"), digest_size=16).digest()
+            duplicates += digest in seen
+            seen.add(digest)
+            if tokenizer is not None:
+                batch.append(row.text)
+                if len(batch) == TOKENIZE_BATCH:
+                    tokens, batch = tokens + count_tokens(batch), []
+    if tokenizer is not None and batch:
+        tokens += count_tokens(batch)
+    return CorpusStats(
+        documents=report.documents, characters=report.characters, tokens=tokens if tokenizer is not None else None,
+        empty_documents=report.empty_documents, duplicate_documents=duplicates, bad_rows=report.bad_rows,
+        bad_row_examples=report.bad_row_examples,
+    )
+
+
+@exit_on_data_error
+def _stats_command(args) -> int:
+    tokenizer = None
+    if args.tokenizer:
+        if not os.path.isdir(args.tokenizer):
+            raise DataError(f"tokenizer folder {args.tokenizer!r} not found; pass a folder written by save_pretrained.")
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    stats = corpus_stats(
+        args.dataset, dataset_config=args.dataset_config, text_column=args.text_column, txt_mode=args.txt_mode,
+        tokenizer=tokenizer,
+    )
+    if args.json:
+        print(json.dumps({k: v for k, v in asdict(stats).items() if k != "bad_row_examples"}))
+        return 0
+    print(f"dataset              {args.dataset}")
+    for name, value in asdict(stats).items():
+        if name != "bad_row_examples":
+            print(f"{name:<20} {'-' if value is None else f'{value:,}'}")
+    for example in stats.bad_row_examples:
+        print(f"  bad row  {example}")
+    return 0
+
+
+def register(subparsers) -> None:
+    from .files import TXT_MODES
+
+    data = subparsers.add_parser("data", help="inspect a corpus", description="Inspect a corpus before training on it.")
+    verbs = data.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
+    stats = verbs.add_parser(
+        "stats", help="documents, characters, tokens, empty/duplicate documents and bad rows of a corpus",
+        description="Count documents, characters, tokens, empty and exact-duplicate documents and bad rows "
+        "over the whole corpus (train and validation).",
+    )
+    stats.add_argument("--dataset", default="builtin", help="builtin, a local file/glob/folder, or a Hub dataset name")
+    stats.add_argument("--dataset_config", default=None, help="Hub dataset configuration, e.g. wikitext-103-raw-v1")
+    stats.add_argument("--text_column", default="text", help="column (JSON field) holding the text (default: text)")
+    stats.add_argument(
+        "--txt_mode", default="paragraph", choices=TXT_MODES,
+        help=".txt documents: blank-line separated paragraphs (default) or single lines",
+    )
+    stats.add_argument("--tokenizer", default=None, help="tokenizer folder, to count tokens")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(func=_stats_command)

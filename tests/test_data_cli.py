@@ -1,0 +1,86 @@
+"""`hfmicro data stats` and `hfmicro cache info|usage|clear`, through the real argument parser."""
+
+import json
+
+import pytest
+
+from hfmicro.cli import main
+from hfmicro.data import DataArguments, corpus_stats, load_lm_datasets
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def crafted(tmp_path):
+    """7 usable documents (2 exact duplicates of earlier ones), 2 empty, 3 bad rows."""
+    rows = [
+        b'{"text": "alpha beta"}',
+        b'{"text": "gamma"}',
+        b'{"text": "alpha beta"}',  # duplicate
+        b'{"text": ""}',  # empty
+        b'{"text": "delta \xff"}',  # bad: invalid UTF-8
+        b'{"text": "alpha beta "}',  # not a duplicate: one more space
+        b'{"text": "  \\n "}',  # empty (whitespace)
+        b'{"txt": "wrong field"}',  # bad
+        b'{"text": "gamma"}',  # duplicate
+        b'{"text": "epsilon"',  # bad: malformed
+        b'{"text": "zeta"}',
+        b'{"text": "eta"}',
+    ]
+    path = tmp_path / "crafted.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    return str(path)
+
+
+def test_stats_json_has_exact_counts(crafted, capsys, gpt_tokenizer, tmp_path):
+    gpt_tokenizer.save_pretrained(tmp_path / "tok")
+    assert main(["data", "stats", "--dataset", crafted, "--json", "--tokenizer", str(tmp_path / "tok")]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    docs = ["alpha beta", "gamma", "alpha beta", "alpha beta ", "gamma", "zeta", "eta"]
+    assert stats == {
+        "documents": 7,
+        "characters": sum(map(len, docs)),
+        "tokens": sum(len(gpt_tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs),
+        "empty_documents": 2,
+        "duplicate_documents": 2,
+        "bad_rows": 3,
+    }
+    assert corpus_stats(crafted).tokens is None
+
+
+def test_stats_table_shows_bad_row_locations(crafted, capsys):
+    assert main(["data", "stats", "--dataset", crafted]) == 0
+    out = capsys.readouterr().out
+    assert "duplicate_documents  2" in out and f"bad row  {crafted}:5: invalid UTF-8" in out
+
+
+def test_unusable_file_exits_1_with_one_line_and_no_traceback(tmp_path, capsys):
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(bytes(range(256)) * 100)
+    assert main(["data", "stats", "--dataset", str(binary)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("hfmicro: error: ") and str(binary) in captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_cache_info_usage_and_clear(tmp_path, capsys, gpt_tokenizer):
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"line {i} of a small corpus\n" for i in range(200)), encoding="utf-8")
+    load_lm_datasets(DataArguments(dataset=str(path), txt_mode="line", max_seq_length=8), gpt_tokenizer, "clm")
+    load_lm_datasets(DataArguments(dataset=str(path), txt_mode="line", max_seq_length=16), gpt_tokenizer, "clm")
+    (tmp_path / "cache" / "packed" / ".tmp-deadbeef-x").mkdir()  # what a killed run leaves behind
+
+    assert main(["cache", "info"]) == 0
+    info = capsys.readouterr().out
+    assert str(tmp_path / "cache") in info and "clm x 8" in info and "clm x 16" in info and "incomplete" in info
+    assert main(["cache", "usage"]) == 0
+    assert capsys.readouterr().out.startswith("3 entries, ")
+
+    assert main(["cache", "clear", "nosuchkey"]) == 1
+    assert main(["cache", "clear"]) == 0
+    assert "removed 3 entries" in capsys.readouterr().out
+    assert main(["cache", "usage"]) == 0
+    assert capsys.readouterr().out.startswith("0 entries, 0.0 MB")
