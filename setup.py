@@ -18,6 +18,7 @@ setup(
         "safetensors",
         "numpy",
         "pyyaml",
+        "matplotlib",  # training_curves.png
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["hfmicro=hfmicro.cli:main"]},

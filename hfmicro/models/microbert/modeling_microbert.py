@@ -155,7 +155,7 @@ class MicroBertPreTrainedModel(PreTrainedModel):
     config_class = MicroBertConfig
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["MicroBertEmbeddings", "MicroBertLayer"]
+    _no_split_modules = ["MicroBertLayer"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True

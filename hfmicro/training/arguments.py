@@ -1,0 +1,180 @@
+"""Recipe options: model, data (hfmicro.data.DataArguments) and training (every TrainingArguments field).
+
+`--config recipe.yaml` gives defaults and any `--field value` flag overrides them (the TRL convention).
+A key that no dataclass knows, in the YAML or on the command line, is an error naming the key.
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..data import DataArguments
+from ..presets import PRESETS
+
+# the tokenizers shipped in the repository's tokenizers/ folder (an editable install or a checkout)
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED_TOKENIZERS = {
+    "mlm": os.path.join(_REPO, "tokenizers", "microbert-8k"),
+    "clm": os.path.join(_REPO, "tokenizers", "microgpt-8k"),
+}
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(
+        default="microbert-toy",
+        metadata={"help": f"Model size, a row of the preset table: {', '.join(PRESETS)}. Any field below overrides it."},
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer folder or Hub id; default: the 8k BPE shipped in tokenizers/ for this objective."},
+    )
+    hidden_size: int | None = field(default=None, metadata={"help": "Override the preset's hidden size."})
+    num_hidden_layers: int | None = field(default=None, metadata={"help": "Override the preset's layer count."})
+    num_attention_heads: int | None = field(default=None, metadata={"help": "Override the preset's head count."})
+    intermediate_size: int | None = field(default=None, metadata={"help": "Override the preset's MLP width."})
+    max_position_embeddings: int | None = field(
+        default=None, metadata={"help": "Positions the model supports; default: the data's max_seq_length."}
+    )
+    pre_norm: bool | None = field(default=None, metadata={"help": "MicroBERT: pre-LN instead of BERT's post-LN."})
+    use_bias: bool | None = field(default=None, metadata={"help": "Biases in linear layers and norms."})
+    mlp_type: str | None = field(default=None, metadata={"help": "'mlp' or 'glu' (gated MLP)."})
+    hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
+    attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
+    type_vocab_size: int | None = field(default=None, metadata={"help": "MicroBERT: token-type embeddings (0 = none)."})
+    use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})
+    num_experts: int | None = field(default=None, metadata={"help": "MicroGPT: experts per MoE layer."})
+    num_experts_per_tok: int | None = field(default=None, metadata={"help": "MicroGPT: experts each token uses."})
+    router_aux_loss_coef: float | None = field(default=None, metadata={"help": "MicroGPT: load-balancing loss weight."})
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset: unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+
+    def config_overrides(self) -> dict:
+        """The model-config fields given explicitly (None = keep the preset's value)."""
+        names = [f.name for f in fields(self) if f.name not in ("preset", "tokenizer", "use_moe")]
+        overrides = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.use_moe and "num_experts" not in overrides:
+            overrides["num_experts"] = 4
+        return overrides
+
+
+@dataclass
+class PretrainingArguments(TrainingArguments):
+    """TrainingArguments plus the knobs our users tune; defaults suit pre-training small models."""
+
+    output_dir: str = field(default="outputs/run", metadata={"help": "Where checkpoints and the final model go."})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 on compute capability >= 8.0, fp16 on T4/V100, fp32 on CPU), bf16, fp16 or fp32."},
+    )
+    min_lr_ratio: float = field(
+        default=0.1, metadata={"help": "Cosine decay ends at this fraction of the peak learning rate (0 = to zero)."}
+    )
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "Stop after this many evaluations without improvement (0 = never)."}
+    )
+    force_fresh: bool = field(
+        default=False, metadata={"help": "Start over instead of resuming from the newest checkpoint in output_dir."}
+    )
+    auto_batch_size: bool = field(
+        default=False, metadata={"help": "Pick per_device_train_batch_size from GPU memory (ignored on CPU)."}
+    )
+    probe_steps: int = field(
+        default=0,
+        metadata={"help": "Print a fill-mask probe (MLM) or a generation sample (CLM) every N steps (0 = at each eval)."},
+    )
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
+    lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=0.05, metadata={"help": "Warmup: steps (>= 1) or a fraction of training (< 1)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (0.98 is steadier for short runs)."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Eval batch size per device."})
+    eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no, steps or epoch."})
+    eval_steps: float | None = field(default=200, metadata={"help": "Evaluate every N steps."})
+    save_steps: float = field(default=200, metadata={"help": "Checkpoint every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints (never the best)."})
+    logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint by eval loss."})
+    metric_for_best_model: str | None = field(default="eval_loss", metadata={"help": "Metric that picks the best."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False, metadata={"help": "Every parameter is used in every step (MoE experts too), so DDP skips the search."}
+    )
+
+    def __post_init__(self):
+        from .hardware import detect_hardware, resolve_precision
+
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.early_stopping_patience < 0:
+            raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
+        if self.lr_scheduler_type == "cosine_with_min_lr" and not self.lr_scheduler_kwargs:
+            self.lr_scheduler_kwargs = {"min_lr_rate": self.min_lr_ratio}
+        hardware = detect_hardware(self.use_cpu)
+        # on a machine without GPUs say so explicitly: transformers then sets up CPU DDP (gloo) when
+        # launched with several processes, and allows bf16 autocast on CPU
+        self.use_cpu = hardware.device == "cpu"
+        precision = resolve_precision(self.precision, hardware)
+        self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
+        super().__post_init__()
+
+
+def _known_keys(parser: HfArgumentParser) -> set[str]:
+    return {f.name for dtype in parser.dataclass_types for f in fields(dtype) if f.init}
+
+
+def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
+    """(ModelArguments, DataArguments, PretrainingArguments) from `--config x.yaml` and flags.
+
+    `defaults` are the script's own (e.g. the preset for its objective); the YAML overrides them and
+    the flags override both. Raises ValueError naming an unknown key or a bad value."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+    parser.add_argument("--config", default=None, help="Recipe YAML whose keys are any of the fields below.")
+    known = _known_keys(parser)
+
+    config_path = None
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise ValueError("--config needs a YAML file path")
+        config_path = argv[i + 1]
+        del argv[i : i + 2]
+    values = dict(defaults or {})
+    if config_path:
+        values.update(load_recipe_yaml(config_path, known))
+    parser.set_defaults(**values)
+
+    # the extra namespace holds --config (already consumed above)
+    model_args, data_args, training_args, _, remaining = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if remaining:
+        unknown = [a for a in remaining if a.startswith("--")] or remaining
+        raise ValueError(f"unknown option {unknown[0]}: see --help for the fields a recipe accepts")
+    return model_args, data_args, training_args
+
+
+def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:
+    """The recipe's key: value mapping; unknown keys are refused with the file and key named."""
+    if not os.path.isfile(path):
+        raise ValueError(f"recipe file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must be a mapping of option: value")
+    if known is None:
+        parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+        known = _known_keys(parser)
+    for key in values:
+        if key not in known:
+            raise ValueError(f"{path}: unknown key {key!r} (not a model, data or training option; see --help)")
+    return values

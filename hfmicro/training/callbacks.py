@@ -1,0 +1,154 @@
+"""Trainer callbacks: throughput and MFU, the start banner and ETA, probes, and the training history."""
+
+import json
+import math
+import os
+import time
+
+from transformers import TrainerCallback
+
+
+def flops_per_token(config, seq_len: int) -> float:
+    """Training FLOPs per token: 6 * (non-embedding params + vocab projection) + attention scores
+    (PaLM appendix B: 6N + 12 * layers * hidden * seq)."""
+    layers, hidden = config.num_hidden_layers, config.hidden_size
+    ff = config.intermediate_size * (2 if getattr(config, "mlp_type", "mlp") == "glu" else 1)
+    experts = getattr(config, "num_experts_per_tok", 1) if getattr(config, "num_experts", 0) else 1
+    per_layer = 4 * hidden * hidden + experts * (ff + config.intermediate_size) * hidden
+    matmul_params = layers * per_layer + hidden * config.vocab_size
+    return 6 * matmul_params + 12 * layers * hidden * seq_len
+
+
+def write_json_atomic(path: str, payload) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+class ThroughputCallback(TrainerCallback):
+    """Adds tokens/s (all processes) and MFU (where the GPU's peak is known) to every log, and prints the
+    estimated training time once the first steps are measured."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops_total: float | None, eta_after: int = 5):
+        self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token
+        self.peak = peak_flops_total
+        self.eta_after = eta_after
+        self._t0 = self._step0 = None
+        self._window_t = self._window_step = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self._t0 is None:  # the first step includes start-up costs: measure from its end
+            self._t0 = self._window_t = now
+            self._step0 = self._window_step = state.global_step
+            return
+        done = state.global_step - self._step0
+        if done == self.eta_after and state.is_world_process_zero:
+            per_step = (now - self._t0) / done
+            remaining = (state.max_steps - state.global_step) * per_step
+            print(f"[hfmicro] {per_step:.2f} s/step: about {remaining / 60:.1f} min for the remaining "
+                  f"{state.max_steps - state.global_step:,} steps", flush=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or self._window_t is None or "loss" not in logs:
+            return
+        now = time.perf_counter()
+        steps = state.global_step - self._window_step
+        if steps > 0:
+            tokens_per_s = steps * self.tokens_per_step / (now - self._window_t)
+            logs["tokens_per_second"] = round(tokens_per_s, 1)
+            if self.peak:
+                logs["mfu"] = round(tokens_per_s * self.flops_per_token / self.peak, 4)
+        self._window_t, self._window_step = now, state.global_step
+
+
+class HistoryCallback(TrainerCallback):
+    """Keeps every log line in `output_dir/training_history.json` (rewritten atomically at each log) and
+    draws `training_curves.png` at the end."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, "training_history.json")
+        self.records: list[dict] = []
+        if os.path.exists(self.path):  # resuming: keep the earlier part of the curve
+            with open(self.path, encoding="utf-8") as f:
+                self.records = json.load(f)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # resumed from a checkpoint: what was logged after it is about to be redone
+        self.records = [r for r in self.records if r["step"] <= state.global_step]
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        self.records.append(record)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        write_json_atomic(self.path, self.records)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.records:
+            plot_history(self.records, os.path.join(os.path.dirname(self.path), "training_curves.png"))
+
+
+def plot_history(records: list[dict], path: str) -> bool:
+    """Loss, accuracy and learning rate against step. Returns False where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+
+    def series(key):
+        points = [(r["step"], r[key]) for r in records if key in r and not math.isnan(r[key])]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in (("loss", "train"), ("eval_loss", "eval")):
+        steps, values = series(key)
+        if steps:
+            axes[0].plot(steps, values, label=label, marker="o" if key == "eval_loss" else None)
+    axes[0].set(title="loss", xlabel="step")
+    axes[0].legend()
+    steps, values = series("eval_accuracy")
+    axes[1].plot(steps, values, marker="o")
+    axes[1].set(title="eval accuracy (masked / next token)", xlabel="step")
+    steps, values = series("learning_rate")
+    axes[2].plot(steps, values)
+    axes[2].set(title="learning rate", xlabel="step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+class ProbeCallback(TrainerCallback):
+    """Every `every` steps (or at each evaluation when 0): print the output of `probe(model)` and keep it
+    in the log history (for the model card and the history file)."""
+
+    def __init__(self, probe, every: int = 0):
+        self.probe = probe
+        self.every = every
+
+    def _run(self, state, model):
+        if not state.is_world_process_zero or model is None:
+            return
+        was_training = model.training
+        model.eval()
+        text = self.probe(model)
+        if was_training:
+            model.train()
+        print(f"[hfmicro] step {state.global_step} probe:\n{text}", flush=True)
+        state.log_history.append({"step": state.global_step, "probe": text})
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and state.global_step % self.every == 0:
+            self._run(state, model)
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if not self.every:
+            self._run(state, model)

@@ -1,0 +1,96 @@
+"""The model card (README.md) written next to the final model, with the run's real numbers."""
+
+import os
+import platform
+import shlex
+import sys
+
+import torch
+
+from ..convert import count_parameters
+
+
+def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict, demo: str) -> str:
+    objective = info["objective"]
+    data_args, model_args = info["data_args"], info["model_args"]
+    counts = count_parameters(model)
+    hardware = info["hardware"]
+    where = hardware.name if hardware.device == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
+    pipeline_tag = "fill-mask" if objective == "mlm" else "text-generation"
+    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(info["argv"] or sys.argv[1:])])
+    dataset = data_args.dataset + (f" ({data_args.dataset_config})" if data_args.dataset_config else "")
+    rows = [
+        ("architecture", f"{type(model).__name__} ({model_args.preset}: {model.config.num_hidden_layers} layers, "
+                         f"{model.config.num_attention_heads} heads, hidden {model.config.hidden_size})"),
+        ("parameters", f"{counts['total']:,}" + (f" ({counts['active']:,} active per token)"
+                                                  if counts["active"] != counts["total"] else "")),
+        ("vocabulary", f"{len(tokenizer):,} tokens"),
+        ("training data", dataset),
+        ("sequence length", str(data_args.max_seq_length)),
+        ("tokens seen", f"{report['tokens_seen']:,}"),
+        ("optimizer steps", f"{report['global_step']:,}"),
+        ("training time", f"{report['train_seconds'] / 60:.1f} min on {where}, {info['precision']}"),
+        ("eval loss", f"{report.get('eval_loss', float('nan')):.4f}"),
+        ("eval perplexity", f"{report.get('eval_perplexity', float('nan')):.1f}"),
+        ("eval accuracy", f"{report.get('eval_accuracy', float('nan')):.2%} "
+                          f"({'masked tokens' if objective == 'mlm' else 'next token'})"),
+    ]
+    if "probe_top5" in report:
+        rows.append(("fill-mask probe", f"top-1 {report['probe_top1']:.1%}, top-5 {report['probe_top5']:.1%} on "
+                                        f"{report['probe_size']} held-out sentences (unigram baseline top-5 "
+                                        f"{report['unigram_top5']:.1%})"))
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    usage = (
+        f'fill = pipeline("fill-mask", model="{os.path.basename(os.path.abspath(output_dir))}", trust_remote_code=True)\n'
+        f'fill("The function returns a {tokenizer.mask_token} of the values.")'
+        if objective == "mlm"
+        else f'generate = pipeline("text-generation", model="{os.path.basename(os.path.abspath(output_dir))}", '
+        f"trust_remote_code=True)\n"
+        'generate("The module provides", max_new_tokens=40, do_sample=True, top_p=0.95)'
+    )
+    card = f"""---
+library_name: transformers
+pipeline_tag: {pipeline_tag}
+tags:
+- hfmicro
+- {model.config.model_type}
+- pretraining
+---
+
+# {os.path.basename(os.path.abspath(output_dir))}
+
+A {model.config.model_type} model pre-trained from scratch with [hfmicro](https://pypi.org/project/hfmicro/)
+({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers
+(`trust_remote_code=True` runs the modeling file stored next to the weights) or with hfmicro installed.
+
+| | |
+|---|---|
+{table}
+
+## Use
+
+```python
+from transformers import pipeline
+
+{usage}
+```
+
+## Sample output at the end of training
+
+```
+{demo}
+```
+
+## How it was trained
+
+```bash
+{command}
+```
+
+torch {torch.__version__}, Python {platform.python_version()}. Full curves: `training_history.json`,
+`training_curves.png`.
+"""
+    path = os.path.join(output_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
+    return path

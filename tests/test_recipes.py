@@ -1,0 +1,124 @@
+"""Recipes: every shipped YAML validates; options and errors; checkpoint discovery; the
+accelerate configs load with accelerate's own loader."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from hfmicro.presets import PRESETS
+from hfmicro.training.arguments import load_recipe_yaml, parse_recipe
+from hfmicro.training.run import latest_complete_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "accelerate_configs", "*.yaml")))
+
+
+def test_recipes_exist():
+    names = {os.path.basename(p) for p in RECIPES}
+    assert {"microbert-debug.yaml", "microgpt-debug.yaml", "microbert-cpu.yaml", "microgpt-cpu.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
+def test_every_recipe_yaml_validates(path, tmp_path):
+    values = load_recipe_yaml(path)
+    assert values["preset"] in PRESETS
+    model_args, data_args, args = parse_recipe(["--config", path, "--output_dir", str(tmp_path), "--use_cpu", "true",
+                                                "--precision", "fp32"])
+    assert model_args.preset == values["preset"]
+    assert data_args.max_seq_length == values.get("max_seq_length", 128)
+    if "learning_rate" in values:
+        assert args.learning_rate == float(values["learning_rate"])
+    family = PRESETS[model_args.preset].family
+    assert os.path.basename(path).startswith(family)
+
+
+def test_flags_override_yaml(tmp_path):
+    path = os.path.join(ROOT, "recipes", "microbert-debug.yaml")
+    model_args, data_args, args = parse_recipe(
+        ["--config", path, "--learning_rate", "7e-4", "--max_seq_length", "32", "--hidden_size", "48",
+         "--output_dir", str(tmp_path)]
+    )
+    assert args.learning_rate == 7e-4 and data_args.max_seq_length == 32
+    assert model_args.config_overrides()["hidden_size"] == 48
+    assert args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}  # cosine decay to 10 % of peak by default
+
+
+@pytest.mark.parametrize(
+    "argv,yaml_extra,message",
+    [
+        (["--not_a_field", "1"], {}, "--not_a_field"),
+        ([], {"learning_rat": 0.1}, "learning_rat"),
+        (["--preset", "microbert-huge"], {}, "preset"),
+        (["--mlm_probability", "1.5"], {}, "mlm_probability"),
+        (["--min_lr_ratio", "2"], {}, "min_lr_ratio"),
+        (["--precision", "fp16"], {}, "fp16"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_field(tmp_path, argv, yaml_extra, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"preset": "microbert-toy", **yaml_extra}))
+    with pytest.raises(ValueError, match=message):
+        parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out"), *argv])
+
+
+def test_bad_config_fails_before_training_with_one_line(tmp_path):
+    """Through the real command: exit code 2, one error line, no traceback, nothing trained."""
+    out = tmp_path / "out"
+    cases = [
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--hidden_size", "33"],
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--dataset", str(tmp_path / "missing.txt")],
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--streaming", "true"],
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--preset", "microgpt-toy"],
+    ]
+    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt"]
+    for argv, word in zip(cases, expected):
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *argv,
+                                 "--output_dir", str(out), "--max_steps", "-1" if word == "max_steps" else "40"],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        assert word in result.stderr.strip().splitlines()[-1]
+        assert not os.path.exists(out / "model.safetensors")
+
+
+def test_latest_complete_checkpoint_skips_half_written(tmp_path):
+    assert latest_complete_checkpoint(str(tmp_path)) is None
+    for step in (10, 20):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    broken = tmp_path / "checkpoint-30"  # killed while saving: no trainer state yet
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"x")
+    truncated = tmp_path / "checkpoint-40"  # killed while writing the state
+    truncated.mkdir()
+    (truncated / "model.safetensors").write_bytes(b"x")
+    (truncated / "trainer_state.json").write_text('{"global_st')
+    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_accelerate_configs_load_and_match_their_hardware(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(path)
+    name = os.path.basename(path)
+    expected_precision = {"cpu": "no", "t4x2": "fp16"}.get(name.split(".")[0].split("_")[0], "bf16")
+    assert config.mixed_precision == expected_precision
+    if name.startswith("t4"):
+        assert config.num_processes == 2  # T4 (compute capability 7.5) has no bf16
+    if name.startswith("h200x8"):
+        assert config.num_processes == 8
+    if name == "cpu_ddp.yaml":
+        assert config.num_processes == 2 and config.distributed_type == "MULTI_GPU"
+    if name == "multinode.yaml":
+        assert config.num_machines == 2 and config.main_process_ip
+    if "fsdp" in name:
+        assert config.distributed_type == "FSDP" and config.fsdp_config["fsdp_version"] == 2
