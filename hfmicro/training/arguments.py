@@ -84,6 +84,9 @@ class PretrainingArguments(TrainingArguments):
     auto_batch_size: bool = field(
         default=False, metadata={"help": "Pick per_device_train_batch_size from GPU memory (ignored on CPU)."}
     )
+    max_eval_samples: int | None = field(
+        default=2000, metadata={"help": "Evaluate on at most this many blocks (a streamed validation split is endless)."}
+    )
     probe_steps: int = field(
         default=0,
         metadata={"help": "Print a fill-mask probe (MLM) or a generation sample (CLM) every N steps (0 = at each eval)."},

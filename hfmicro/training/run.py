@@ -11,6 +11,7 @@ import sys
 import time
 
 import torch
+from transformers import Trainer
 
 from ..data import DataError, lm_data_collator, load_lm_datasets
 from ..presets import PRESETS, build_model, preset_config
@@ -73,6 +74,13 @@ def accuracy_metrics(objective: str):
     return compute_metrics, preprocess_logits_for_metrics
 
 
+class PretrainingTrainer(Trainer):
+    def create_model_card(self, *args, **kwargs):
+        # push_to_hub would replace our card (real numbers, usage) with Trainer's generic one
+        if not os.path.exists(os.path.join(self.args.output_dir, "README.md")):
+            super().create_model_card(*args, **kwargs)
+
+
 def _load_tokenizer(path: str, objective: str):
     from transformers import AutoTokenizer
 
@@ -117,7 +125,7 @@ def pretrain(objective: str, argv: list[str] | None = None) -> int:
 
 
 def _setup(objective: str, argv):
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
 
     model_args, data_args, args = parse_recipe(
         argv, defaults={"preset": DEFAULT_PRESET[objective], "output_dir": f"outputs/{DEFAULT_PRESET[objective]}"}
@@ -142,8 +150,13 @@ def _setup(objective: str, argv):
 
     with args.main_process_first(desc="prepare the dataset"):
         splits = load_lm_datasets(data_args, tokenizer, objective)
-    if not data_args.streaming and len(splits["validation"]) == 0:
+    eval_dataset = splits["validation"]
+    if data_args.streaming:
+        eval_dataset = eval_dataset.take(args.max_eval_samples or 2000)
+    elif len(eval_dataset) == 0:
         raise DataError(f"{data_args.dataset}: the validation split is empty; raise --validation_split_percentage")
+    elif args.max_eval_samples and len(eval_dataset) > args.max_eval_samples:
+        eval_dataset = eval_dataset.select(range(args.max_eval_samples))
 
     compute_metrics, preprocess = accuracy_metrics(objective)
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
@@ -166,11 +179,11 @@ def _setup(objective: str, argv):
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience))
 
-    trainer = Trainer(
+    trainer = PretrainingTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
+        eval_dataset=eval_dataset,
         data_collator=lm_data_collator(data_args, tokenizer, objective),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
@@ -219,8 +232,8 @@ def _train(trainer, tokenizer, info) -> int:
     if "eval_loss" in metrics:
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
     trainer.log_metrics("eval", metrics)
-    trainer.save_model(args.output_dir)  # final (or best) model + tokenizer, safetensors
     if not trainer.is_world_process_zero():
+        trainer.save_model(args.output_dir)  # a collective call under FSDP; writes on process 0 only
         return 0
 
     model = trainer.model
@@ -241,9 +254,11 @@ def _train(trainer, tokenizer, info) -> int:
     print(f"[hfmicro] {'fill-mask' if info['objective'] == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
     with open(os.path.join(args.output_dir, "eval_results.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
+    os.makedirs(args.output_dir, exist_ok=True)
     write_model_card(args.output_dir, model, tokenizer, info, report, demo)
-    if args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"hfmicro: {info['model_args'].preset}, step {result.global_step}")
+    # final (or best) model + tokenizer as safetensors; with --push_to_hub this also uploads the folder,
+    # card included (checkpoint-* folders are not uploaded)
+    trainer.save_model(args.output_dir)
     return 0
 
 

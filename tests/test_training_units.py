@@ -1,0 +1,110 @@
+"""Units of the training job: precision from hardware, MFU arithmetic, batch size from memory,
+accuracy metrics without full logits, and what --push_to_hub would push."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import EvalPrediction
+
+from hfmicro.training.callbacks import flops_per_token
+from hfmicro.training.hardware import Hardware, auto_batch_size, resolve_precision
+from hfmicro.training.run import accuracy_metrics
+from test_models_common import tiny_config
+
+T4 = Hardware("cuda", "Tesla T4", (7, 5), 16 * 2**30)
+A10 = Hardware("cuda", "NVIDIA A10", (8, 6), 24 * 2**30)
+H100 = Hardware("cuda", "NVIDIA H100 80GB HBM3", (9, 0), 80 * 2**30)
+CPU = Hardware("cpu", "cpu", None, None)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_precision_follows_the_hardware():
+    assert resolve_precision("auto", A10) == "bf16"
+    assert resolve_precision("auto", H100) == "bf16"
+    assert resolve_precision("auto", T4) == "fp16"  # compute capability 7.5: no bf16
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly: autocast on CPU
+    with pytest.raises(ValueError, match="bf16 is not supported by Tesla T4"):
+        resolve_precision("bf16", T4)
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", CPU)
+
+
+def test_peak_flops_and_flops_per_token():
+    assert H100.peak_flops("bf16") == 989e12 and T4.peak_flops("fp16") == 65e12
+    assert CPU.peak_flops("fp32") is None and T4.peak_flops("bf16") is None
+    config = tiny_config("microgpt")  # 2 layers, d 32, ff 64, vocab 400
+    expected = 6 * (2 * (4 * 32 * 32 + 2 * 64 * 32) + 32 * 400) + 12 * 2 * 32 * 128
+    assert flops_per_token(config, 128) == expected
+
+
+def test_auto_batch_size_scales_with_memory():
+    args = dict(params=30_000_000, hidden_size=512, num_layers=8, seq_len=512, vocab_size=8000, precision="bf16")
+    a10, h100, t4 = (auto_batch_size(h, **args) for h in (A10, H100, T4))
+    assert t4 < a10 < h100
+    assert all(b & (b - 1) == 0 for b in (a10, h100, t4))  # powers of two
+    assert auto_batch_size(CPU, **args) == 32
+    with pytest.raises(ValueError, match="does not fit"):
+        auto_batch_size(T4, **(args | {"params": 2_000_000_000}))
+
+
+def test_accuracy_metrics_from_sparse_and_dense_logits():
+    compute, preprocess = accuracy_metrics("mlm")
+    labels = torch.tensor([[-100, 5, -100, 7], [3, -100, -100, -100]])
+    sparse = torch.zeros(3, 10)
+    sparse[0, 5] = sparse[1, 1] = sparse[2, 3] = 1.0  # right, wrong, right
+    predictions = preprocess(sparse, labels)
+    assert predictions.tolist() == [[-100, 5, -100, 1], [3, -100, -100, -100]]
+    dense = torch.zeros(2, 4, 10)
+    dense[0, 1, 5] = dense[0, 3, 7] = dense[1, 0, 9] = 1.0
+    assert compute(EvalPrediction(predictions.numpy(), labels.numpy()))["accuracy"] == pytest.approx(2 / 3)
+    assert compute(EvalPrediction(preprocess(dense, labels).numpy(), labels.numpy()))["accuracy"] == pytest.approx(2 / 3)
+    compute_clm, _ = accuracy_metrics("clm")
+    tokens = np.array([[1, 2, 3, 4]])
+    shifted_right = np.array([[2, 3, 9, 0]])  # position t predicts token t+1: 2 of 3 right
+    assert compute_clm(EvalPrediction(shifted_right, tokens))["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_push_to_hub_pushes_the_final_folder_without_the_token(tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from hfmicro.training.run import pretrain
+
+    secret = "hf_TESTTOKEN_never_in_outputs"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    calls = []
+    monkeypatch.setattr(Trainer, "init_hf_repo", lambda self, token=None: calls.append(("init", self.args.hub_model_id)))
+    monkeypatch.setattr(Trainer, "_push_from_checkpoint", lambda self, folder: calls.append(("checkpoint", folder)))
+
+    def fake_push(self, commit_message=None, **kwargs):
+        files = sorted(os.listdir(self.args.output_dir))
+        calls.append(("push", self.args.hub_model_id, commit_message, files))
+
+    monkeypatch.setattr(Trainer, "push_to_hub", fake_push)
+    out = tmp_path / "run"
+    code = pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", str(out),
+                            "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", "--eval_on_start", "false",
+                            "--push_to_hub", "true", "--hub_model_id", "someone/microbert-debug"])
+    assert code == 0
+    assert ("init", "someone/microbert-debug") in calls
+    pushes = [c for c in calls if c[0] == "push"]
+    assert len(pushes) == 1 and pushes[0][1] == "someone/microbert-debug"
+    assert {"model.safetensors", "config.json", "modeling_microbert.py", "tokenizer.json", "README.md"} <= set(pushes[0][3])
+    for root, _, files in os.walk(out):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert secret.encode() not in f.read(), name
+    args = json.loads((out / "eval_results.json").read_text())
+    assert args["global_step"] == 10
+
+
+def test_hub_token_option_is_refused(tmp_path, capsys):
+    from hfmicro.training.run import pretrain
+
+    code = pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir",
+                            str(tmp_path), "--hub_token", "hf_xyz"])
+    assert code == 2
+    assert "HF_TOKEN" in capsys.readouterr().err
