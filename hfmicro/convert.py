@@ -30,7 +30,8 @@ def _refuse(model, option: str, value, target: str):
 
 def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
     cfg = model.config
-    for option, compatible in (("pre_norm", False), ("use_bias", True), ("mlp_type", "mlp")):
+    for option, compatible in (("pre_norm", False), ("use_bias", True), ("mlp_type", "mlp"),
+                               ("position_embedding_type", "absolute")):
         if getattr(cfg, option) != compatible:
             _refuse(model, option, getattr(cfg, option), "BertForMaskedLM")
     stock_config = BertConfig(

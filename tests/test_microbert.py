@@ -47,7 +47,8 @@ def test_to_stock_bert_gives_same_logits(type_vocab_size):
     assert (ours - theirs).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("option,value", [("pre_norm", True), ("use_bias", False), ("mlp_type", "glu")])
+@pytest.mark.parametrize("option,value", [("pre_norm", True), ("use_bias", False), ("mlp_type", "glu"),
+                                          ("position_embedding_type", "rotary")])
 def test_to_stock_refuses_incompatible_options(option, value):
     model = tiny_model("microbert", **{option: value})
     with pytest.raises(ValueError, match=option):

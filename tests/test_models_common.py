@@ -60,7 +60,7 @@ def ids(variant):
 @pytest.mark.parametrize("variant", VARIANTS, ids=ids)
 def test_save_load_round_trip(tmp_path, family, variant):
     if family == "microbert" and variant:
-        variant = variant | {"pre_norm": True, "type_vocab_size": 0}
+        variant = variant | {"pre_norm": True, "type_vocab_size": 0, "position_embedding_type": "rotary"}
     model = tiny_model(family, **variant)
     x = random_batch()
     with torch.no_grad():
@@ -134,10 +134,12 @@ def test_determinism_and_shapes(family):
     assert type(base).__name__ == ("MicroBertModel" if family == "microbert" else "MicroGPTModel")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
+                                            ("microbert", {"position_embedding_type": "rotary"})],
+                         ids=["microbert", "microgpt", "microbert-rotary"])
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
-def test_batching_with_padding_equals_single(family, impl):
-    model = tiny_model(family)
+def test_batching_with_padding_equals_single(family, variant, impl):
+    model = tiny_model(family, **variant)
     model.set_attn_implementation(impl)
     x = random_batch(batch=2, seq=12)
     short = 7
@@ -159,9 +161,11 @@ def test_batching_with_padding_equals_single(family, impl):
     torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_eager_matches_sdpa(family):
-    model = tiny_model(family)
+@pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
+                                            ("microbert", {"position_embedding_type": "rotary"})],
+                         ids=["microbert", "microgpt", "microbert-rotary"])
+def test_eager_matches_sdpa(family, variant):
+    model = tiny_model(family, **variant)
     x = random_batch()
     mask = torch.ones_like(x)
     mask[0, -4:] = 0
@@ -196,8 +200,11 @@ def test_gradient_checkpointing_gives_same_gradients(family):
 
 @pytest.mark.parametrize(
     "family,variant",
-    [(f, v) for f in FAMILIES for v in VARIANTS] + [("microgpt", {"num_experts": 4, "num_experts_per_tok": 2})],
-    ids=["microbert-default", "microbert-options", "microgpt-default", "microgpt-options", "microgpt-moe"],
+    [(f, v) for f in FAMILIES for v in VARIANTS]
+    + [("microgpt", {"num_experts": 4, "num_experts_per_tok": 2}),
+       ("microbert", {"position_embedding_type": "rotary", "pre_norm": True})],
+    ids=["microbert-default", "microbert-options", "microgpt-default", "microgpt-options", "microgpt-moe",
+         "microbert-rotary"],
 )
 def test_training_steps_change_every_parameter(family, variant):
     model = tiny_model(family, **variant).train()
@@ -270,6 +277,7 @@ def test_resize_token_embeddings(family):
         ("microgpt", "num_experts_per_tok", dict(num_experts=4, num_experts_per_tok=5)),
         ("microgpt", "num_experts", dict(num_experts=1)),
         ("microbert", "pad_token_id", dict(vocab_size=100, pad_token_id=100)),
+        ("microbert", "position_embedding_type", dict(position_embedding_type="relative_key")),
     ],
 )
 def test_invalid_config_is_refused_naming_the_field(family, field, kwargs):

@@ -32,6 +32,10 @@ class MicroBertConfig(PreTrainedConfig):
             higher learning rates that make small models learn fast.
         use_bias: biases in linear layers and LayerNorms (False as in Cramming/ModernBERT).
         mlp_type: "mlp" (dense, act, dense) or "glu" (gated: act(gate) * up, then down).
+        position_embedding_type: "absolute" (learned positions, as BERT) or "rotary" (RoPE on queries and keys,
+            no position table): attention then sees relative offsets directly, which small MLMs need to
+            learn to use their neighbours.
+        rope_theta: base of the rotary frequencies.
         sparse_prediction: when `labels` are given, run the MLM head only on masked positions; logits then
             have shape (num_masked, vocab_size). Without labels the logits are always dense.
     """
@@ -53,6 +57,8 @@ class MicroBertConfig(PreTrainedConfig):
     pre_norm: bool = False
     use_bias: bool = True
     mlp_type: str = "mlp"
+    position_embedding_type: str = "absolute"
+    rope_theta: float = 10000.0
     sparse_prediction: bool = True
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -86,6 +92,13 @@ class MicroBertConfig(PreTrainedConfig):
             raise ValueError(f"{name}.hidden_act={self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}")
         if self.mlp_type not in ("mlp", "glu"):
             raise ValueError(f"{name}.mlp_type must be 'mlp' or 'glu', got {self.mlp_type!r}")
+        if self.position_embedding_type not in ("absolute", "rotary"):
+            raise ValueError(
+                f"{name}.position_embedding_type must be 'absolute' or 'rotary', got {self.position_embedding_type!r}"
+            )
+        if self.position_embedding_type == "rotary" and (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError(f"{name}.position_embedding_type='rotary' needs an even head size "
+                             f"(hidden_size / num_attention_heads = {self.hidden_size // self.num_attention_heads})")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"{name}.pad_token_id={self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
 

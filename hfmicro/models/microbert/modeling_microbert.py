@@ -49,11 +49,28 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE angles for each position, computed on the fly (no buffer to restore after loading)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim)
+    freqs = position_ids[..., None].float() * inv_freq  # (B, T, hs/2)
+    angles = torch.cat((freqs, freqs), dim=-1)[:, None]  # (B, 1, T, hs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)  # (B, nh, T, hs)
+
+
 class MicroBertEmbeddings(nn.Module):
     def __init__(self, config: MicroBertConfig):
         super().__init__()
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.position_embeddings = (
+            nn.Embedding(config.max_position_embeddings, config.hidden_size)
+            if config.position_embedding_type == "absolute"
+            else None  # rotary: positions enter in attention
+        )
         self.token_type_embeddings = (
             nn.Embedding(config.type_vocab_size, config.hidden_size) if config.type_vocab_size > 0 else None
         )
@@ -63,9 +80,11 @@ class MicroBertEmbeddings(nn.Module):
     def forward(self, input_ids, token_type_ids=None, position_ids=None, inputs_embeds=None) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.tok_embeddings(input_ids)  # (B, T, C)
-        if position_ids is None:
-            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device).unsqueeze(0)  # (1, T)
-        embeddings = inputs_embeds + self.position_embeddings(position_ids)
+        embeddings = inputs_embeds
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device).unsqueeze(0)  # (1, T)
+            embeddings = embeddings + self.position_embeddings(position_ids)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 # segment 0 for every token: row 0 of the table, without materialising a (B, T) index
@@ -88,10 +107,13 @@ class MicroBertAttention(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs):
         B, T, C = hidden_states.shape
         qkv = self.qkv(hidden_states).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, hs)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        if rotary is not None:
+            query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -138,13 +160,13 @@ class MicroBertLayer(GradientCheckpointingLayer):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
         self.mlp = MicroBertMLP(config)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, rotary=None, **kwargs):
         if self.pre_norm:
-            attn_output, attn_weights = self.attn(self.attn_norm(hidden_states), attention_mask, **kwargs)
+            attn_output, attn_weights = self.attn(self.attn_norm(hidden_states), attention_mask, rotary, **kwargs)
             hidden_states = hidden_states + attn_output
             hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
         else:
-            attn_output, attn_weights = self.attn(hidden_states, attention_mask, **kwargs)
+            attn_output, attn_weights = self.attn(hidden_states, attention_mask, rotary, **kwargs)
             hidden_states = self.attn_norm(hidden_states + attn_output)
             hidden_states = self.mlp_norm(hidden_states + self.mlp(hidden_states))
         return hidden_states, attn_weights
@@ -204,13 +226,19 @@ class MicroBertModel(MicroBertPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, C)
+        rotary = None
+        if self.config.position_embedding_type == "rotary":
+            if position_ids is None:
+                position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device).unsqueeze(0)
+            head_dim = self.config.hidden_size // self.config.num_attention_heads
+            rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta)
         # None, a bool mask or an additive mask, whatever the attention backend wants
         mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, mask, **kwargs)
+            hidden_states, attn_weights = layer(hidden_states, mask, rotary, **kwargs)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
