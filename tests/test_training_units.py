@@ -26,7 +26,9 @@ def test_precision_follows_the_hardware():
     assert resolve_precision("auto", H100) == "bf16"
     assert resolve_precision("auto", T4) == "fp16"  # compute capability 7.5: no bf16
     assert resolve_precision("auto", CPU) == "fp32"
-    assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly: autocast on CPU
+    assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly: autocast on a CPU with bf16
+    with pytest.raises(ValueError, match="no bf16 instructions"):
+        resolve_precision("bf16", Hardware("cpu", "cpu", None, None, cpu_native_bf16=False))
     with pytest.raises(ValueError, match="bf16 is not supported by Tesla T4"):
         resolve_precision("bf16", T4)
     with pytest.raises(ValueError, match="fp16 needs a GPU"):
