@@ -53,6 +53,8 @@ def test_mlm_debug_recipe_learns_and_writes_artifacts(mlm_run):
     card = open(os.path.join(out, "README.md")).read()
     assert f"{results['eval_loss']:.4f}" in card and "pipeline_tag: fill-mask" in card
     assert "world_size=1" in log and "parameters: total" in log and "fill-mask demo" in log
+    # accelerate launch set OMP_NUM_THREADS=1; the recipe gives the single process every core back
+    assert f"cpu ({os.cpu_count()} threads)" in log
 
 
 def test_every_parameter_changes_during_training(mlm_run):

@@ -216,4 +216,7 @@ def lm_data_collator(data_args: DataArguments, tokenizer, objective: str):
             "pad_token == eos_token: the collator will hide every document-end token from the loss "
             "(the model never learns to stop); give the tokenizer its own pad token."
         )
-    return DataCollatorForLanguageModeling(tokenizer, mlm=objective == "mlm", mlm_probability=data_args.mlm_probability)
+    # pad_to_multiple_of=8 only matters for a kept partial block: tensor cores want multiples of 8
+    return DataCollatorForLanguageModeling(
+        tokenizer, mlm=objective == "mlm", mlm_probability=data_args.mlm_probability, pad_to_multiple_of=8
+    )

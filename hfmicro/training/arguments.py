@@ -44,6 +44,9 @@ class ModelArguments:
     mlp_type: str | None = field(default=None, metadata={"help": "'mlp' or 'glu' (gated MLP)."})
     hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
     attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
+    position_embedding_type: str | None = field(
+        default=None, metadata={"help": "MicroBERT: 'absolute' (learned, as BERT) or 'rotary' (RoPE)."}
+    )
     type_vocab_size: int | None = field(default=None, metadata={"help": "MicroBERT: token-type embeddings (0 = none)."})
     use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})
     num_experts: int | None = field(default=None, metadata={"help": "MicroGPT: experts per MoE layer."})
