@@ -100,14 +100,18 @@ def test_resume_continues_from_the_newest_checkpoint(mlm_run, tmp_path):
     assert "resuming" not in fresh
 
 
-def test_clm_debug_recipe_learns_and_generates(tmp_path):
+def test_clm_debug_recipe_learns_generates_and_reports_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
     out = str(tmp_path / "clm")
     log = run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_clm.py"), "--config",
-               os.path.join(ROOT, "recipes", "microgpt-debug.yaml"), "--output_dir", out], cwd=ROOT)
+               os.path.join(ROOT, "recipes", "microgpt-debug.yaml"), "--output_dir", out, "--report_to", "tensorboard"],
+              cwd=ROOT)
     evals = [r["eval_loss"] for r in history(out) if "eval_loss" in r]
     assert evals[-1] < evals[0] - 1.0
     assert "generation demo" in log
     assert "pipeline_tag: text-generation" in open(os.path.join(out, "README.md")).read()
+    events = [f for _, _, files in os.walk(os.path.join(out, "runs")) for f in files if f.startswith("events.out")]
+    assert events  # Trainer's TensorBoard callback wrote the curves
 
 
 def test_two_cpu_processes_with_ddp(tmp_path):
