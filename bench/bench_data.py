@@ -15,21 +15,12 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
 
 
 def write_corpus(path: Path, n_bytes: int) -> int:
@@ -73,7 +64,9 @@ def main(mb: float) -> None:
     logging.getLogger("hfmicro.data").setLevel(logging.WARNING)
     bert = AutoTokenizer.from_pretrained(REPO / "tokenizers" / "microbert-8k")
     gpt = AutoTokenizer.from_pretrained(REPO / "tokenizers" / "microgpt-8k")
-    print(f"machine: {machine()}")
+    from hfmicro.training.hardware import machine_description
+
+    print(f"machine: {machine_description()}")
     print(f"datasets {datasets.__version__}, max_seq_length 128, 1 tokenising process\n")
 
     with tempfile.TemporaryDirectory() as tmp:

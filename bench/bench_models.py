@@ -10,7 +10,6 @@ median step time is reported. Prints tokens/s and the ratio to the stock model o
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -19,6 +18,7 @@ from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMode
 
 import hfmicro
 from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+from hfmicro.training.hardware import machine_description
 
 FAST_OPTIONS = dict(use_bias=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
@@ -101,13 +101,7 @@ def main():
             sync()
             times[name].append((time.perf_counter() - t0) / args.steps)
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {os.cpu_count()} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_description()
     print(f"# {time.strftime('%Y-%m-%d')}  {where}  torch {torch.__version__}  hfmicro {hfmicro.__version__}")
     print(f"# {args.layers} layers, d={args.hidden}, {args.heads} heads, vocab {args.vocab}, batch {args.batch} x seq "
           f"{args.seq}, {args.dtype}, MLM masking {args.mlm_probability:.0%}; median of {args.rounds} rounds")

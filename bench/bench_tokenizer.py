@@ -13,7 +13,6 @@ the training did not see.
 
 import argparse
 import os
-import platform
 import sysconfig
 import tempfile
 import time
@@ -21,14 +20,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = ["microbert-8k", "microgpt-8k"]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
 
 
 def _py_files(root: Path):
@@ -59,7 +50,9 @@ def main(mb: float) -> None:
     from hfmicro.bpe import fertility, train_bpe
     from hfmicro.data import iter_texts
 
-    print(f"machine: {machine()}")
+    from hfmicro.training.hardware import machine_description
+
+    print(f"machine: {machine_description()}")
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "code.txt"
         size = write_code_corpus(corpus, int(mb * 1e6 * 1.05))  # the 5 % hash validation split is not trained on

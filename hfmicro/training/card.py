@@ -8,6 +8,7 @@ import sys
 import torch
 
 from ..convert import count_parameters
+from .hardware import cpu_name
 
 
 def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict, demo: str) -> str:
@@ -15,7 +16,7 @@ def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict
     data_args, model_args = info["data_args"], info["model_args"]
     counts = count_parameters(model)
     hardware = info["hardware"]
-    where = hardware.name if hardware.device == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
+    where = hardware.name if hardware.device == "cuda" else f"{cpu_name()} ({os.cpu_count()} cores)"
     pipeline_tag = "fill-mask" if objective == "mlm" else "text-generation"
     command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(info["argv"] or sys.argv[1:])])
     dataset = data_args.dataset + (f" ({data_args.dataset_config})" if data_args.dataset_config else "")

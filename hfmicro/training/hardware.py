@@ -1,5 +1,7 @@
 """What the hardware can do: precision, peak FLOP/s for MFU, and batch size from memory."""
 
+import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +40,24 @@ class Hardware:
             if key in self.name:
                 return table.get(precision)
         return None
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (platform.processor() is empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    """One line naming the machine, for benchmark output: CPU, cores, Python, load average."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
 
 
 def cpu_has_native_bf16() -> bool:
