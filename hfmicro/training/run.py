@@ -252,9 +252,9 @@ def _train(trainer, tokenizer, info) -> int:
 
         demo = generation_demo(model.eval(), tokenizer)
     print(f"[hfmicro] {'fill-mask' if info['objective'] == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
+    os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "eval_results.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
-    os.makedirs(args.output_dir, exist_ok=True)
     write_model_card(args.output_dir, model, tokenizer, info, report, demo)
     # final (or best) model + tokenizer as safetensors; with --push_to_hub this also uploads the folder,
     # card included (checkpoint-* folders are not uploaded)
