@@ -22,7 +22,7 @@ DEFAULT_RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "micro
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and "-h" not in argv and "--help" not in argv:
-        argv = ["--config", DEFAULT_RECIPE, *argv]
+        argv = ["--config", os.path.relpath(DEFAULT_RECIPE), *argv]
     return pretrain("mlm", argv)
 
 

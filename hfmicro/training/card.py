@@ -21,8 +21,10 @@ def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict
     command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(info["argv"] or sys.argv[1:])])
     dataset = data_args.dataset + (f" ({data_args.dataset_config})" if data_args.dataset_config else "")
     rows = [
-        ("architecture", f"{type(model).__name__} ({model_args.preset}: {model.config.num_hidden_layers} layers, "
-                         f"{model.config.num_attention_heads} heads, hidden {model.config.hidden_size})"),
+        ("architecture", f"{type(model).__name__}: {model.config.num_hidden_layers} layers, "
+                         f"{model.config.num_attention_heads} heads, hidden {model.config.hidden_size}, MLP "
+                         f"{model.config.intermediate_size} (preset {model_args.preset}"
+                         f"{' with overrides' if model_args.config_overrides() else ''})"),
         ("parameters", f"{counts['total']:,}" + (f" ({counts['active']:,} active per token)"
                                                   if counts["active"] != counts["total"] else "")),
         ("vocabulary", f"{len(tokenizer):,} tokens"),
@@ -60,7 +62,7 @@ tags:
 
 # {os.path.basename(os.path.abspath(output_dir))}
 
-A {model.config.model_type} model pre-trained from scratch with [hfmicro](https://pypi.org/project/hfmicro/)
+A {model.config.model_type} model pre-trained from scratch with hfmicro
 ({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers
 (`trust_remote_code=True` runs the modeling file stored next to the weights) or with hfmicro installed.
 
