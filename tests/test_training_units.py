@@ -110,3 +110,26 @@ def test_hub_token_option_is_refused(tmp_path, capsys):
                             str(tmp_path), "--hub_token", "hf_xyz"])
     assert code == 2
     assert "HF_TOKEN" in capsys.readouterr().err
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
+    """A learning rate too small to improve anything: training stops after `patience` evaluations without
+    improvement, save_total_limit=1 still keeps the best checkpoint, and the final model is the best one."""
+    from safetensors.torch import load_file
+
+    from hfmicro.training.run import pretrain
+
+    out = tmp_path / "run"
+    code = pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", str(out),
+                            "--max_steps", "60", "--eval_steps", "5", "--save_steps", "5", "--eval_on_start", "false",
+                            "--learning_rate", "1e-12", "--warmup_steps", "0", "--early_stopping_patience", "2",
+                            "--save_total_limit", "1"])
+    assert code == 0
+    latest = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    state = json.loads((latest / "trainer_state.json").read_text())
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["global_step"] < 60  # stopped early
+    best = state["best_model_checkpoint"]
+    assert os.path.isdir(best)  # never deleted by save_total_limit
+    best_weights, final_weights = load_file(os.path.join(best, "model.safetensors")), load_file(out / "model.safetensors")
+    assert all(torch.equal(best_weights[k], final_weights[k]) for k in final_weights)
