@@ -1,12 +1,18 @@
 """Shared test set-up: offline hub, tiny tokenizers built here (never downloaded)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Before anything imports huggingface_hub: the tests never touch the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# packed-dataset cache of this test session (subprocesses inherit it): never the user's own cache
+os.environ["HFMICRO_CACHE"] = tempfile.mkdtemp(prefix="hfmicro-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HFMICRO_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 
