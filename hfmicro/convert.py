@@ -21,19 +21,20 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "active": active}
 
 
-def _refuse(model, option: str, value, target: str):
-    raise ValueError(
-        f"cannot convert {type(model).__name__} to {target}: {option}={value!r} has no equivalent there "
-        f"(convertible checkpoints use the default {option})"
-    )
+def _require_compatible(model, compatible: dict, target: str) -> None:
+    """Refuse, naming the option, a model that uses an option the stock architecture lacks."""
+    for option, value in compatible.items():
+        if getattr(model.config, option) != value:
+            raise ValueError(
+                f"cannot convert {type(model).__name__} to {target}: {option}={getattr(model.config, option)!r} has "
+                f"no equivalent there (convertible checkpoints use the default {option})"
+            )
 
 
 def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
     cfg = model.config
-    for option, compatible in (("pre_norm", False), ("use_bias", True), ("mlp_type", "mlp"),
-                               ("position_embedding_type", "absolute")):
-        if getattr(cfg, option) != compatible:
-            _refuse(model, option, getattr(cfg, option), "BertForMaskedLM")
+    _require_compatible(model, {"pre_norm": False, "use_bias": True, "mlp_type": "mlp",
+                                "position_embedding_type": "absolute"}, "BertForMaskedLM")
     stock_config = BertConfig(
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,
@@ -95,9 +96,7 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
 
 def _microgpt_to_gpt2(model: MicroGPTForCausalLM) -> GPT2LMHeadModel:
     cfg = model.config
-    for option, compatible in (("use_bias", True), ("mlp_type", "mlp"), ("num_experts", 0)):
-        if getattr(cfg, option) != compatible:
-            _refuse(model, option, getattr(cfg, option), "GPT2LMHeadModel")
+    _require_compatible(model, {"use_bias": True, "mlp_type": "mlp", "num_experts": 0}, "GPT2LMHeadModel")
     stock_config = GPT2Config(
         vocab_size=cfg.vocab_size,
         n_positions=cfg.max_position_embeddings,
