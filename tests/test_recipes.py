@@ -12,7 +12,7 @@ import yaml
 
 from hfmicro.presets import PRESETS
 from hfmicro.training.arguments import load_recipe_yaml, parse_recipe
-from hfmicro.training.run import latest_complete_checkpoint
+from hfmicro.training.checkpoints import latest_complete_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))

@@ -65,7 +65,10 @@ class DataArguments:
         default=None,
         metadata={"help": "Processes for tokenisation; default 1 (the Rust tokenizer already uses every core)."},
     )
-    masking_seed: int = field(default=42, metadata={"help": "Seed for static masking."})
+    masking_seed: int = field(
+        default=42,
+        metadata={"help": "Seed for MLM masks: static, once per block; dynamic, per batch from this seed and its tokens."},
+    )
     overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the packed dataset even if it is cached."})
 
     def __post_init__(self):

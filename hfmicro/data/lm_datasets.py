@@ -204,10 +204,12 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
 
 
 def lm_data_collator(data_args: DataArguments, tokenizer, objective: str):
-    """The collator that matches the packed blocks: `DataCollatorForLanguageModeling` masks anew in
-    every batch (MLM) or copies inputs to labels (CLM); with static masking the labels are stored,
-    so batches are only stacked."""
+    """The collator that matches the packed blocks: MLM masks anew in every batch, as a pure function
+    of (masking_seed, the batch) so a resumed run replays the same masks (collator.py); CLM copies
+    inputs to labels; with static masking the labels are stored, so batches are only stacked."""
     from transformers import DataCollatorForLanguageModeling, default_data_collator
+
+    from .collator import ReplayableMaskingCollator
 
     if objective == "mlm" and data_args.static_masking:
         return default_data_collator
@@ -217,6 +219,7 @@ def lm_data_collator(data_args: DataArguments, tokenizer, objective: str):
             "(the model never learns to stop); give the tokenizer its own pad token."
         )
     # pad_to_multiple_of=8 only matters for a kept partial block: tensor cores want multiples of 8
-    return DataCollatorForLanguageModeling(
-        tokenizer, mlm=objective == "mlm", mlm_probability=data_args.mlm_probability, pad_to_multiple_of=8
-    )
+    if objective == "mlm":
+        return ReplayableMaskingCollator(tokenizer, mlm_probability=data_args.mlm_probability, pad_to_multiple_of=8,
+                                         masking_seed=data_args.masking_seed)
+    return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=8)

@@ -84,6 +84,11 @@ class PretrainingArguments(TrainingArguments):
     force_fresh: bool = field(
         default=False, metadata={"help": "Start over instead of resuming from the newest checkpoint in output_dir."}
     )
+    max_nonfinite_steps: int = field(
+        default=0,
+        metadata={"help": "Skip up to N optimizer steps whose loss or gradient norm is NaN/Inf (fp16 spikes); "
+                          "0 = stop at the first, naming the step and the last good checkpoint."},
+    )
     auto_batch_size: bool = field(
         default=False, metadata={"help": "Pick per_device_train_batch_size from GPU memory (ignored on CPU)."}
     )
@@ -117,6 +122,8 @@ class PretrainingArguments(TrainingArguments):
 
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.max_nonfinite_steps < 0:
+            raise ValueError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
         if self.early_stopping_patience < 0:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if self.lr_scheduler_type == "cosine_with_min_lr" and not self.lr_scheduler_kwargs:

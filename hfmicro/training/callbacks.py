@@ -1,11 +1,16 @@
-"""Trainer callbacks: throughput and MFU, the start banner and ETA, probes, and the training history."""
+"""Trainer callbacks: throughput and MFU, the start banner and ETA, probes, the training history, and
+preemption (SIGTERM / SIGINT)."""
 
 import json
 import math
 import os
+import signal
 import time
 
+import torch
 from transformers import TrainerCallback
+
+from .checkpoints import write_json_atomic
 
 
 def flops_per_token(config, seq_len: int) -> float:
@@ -17,13 +22,6 @@ def flops_per_token(config, seq_len: int) -> float:
     per_layer = 4 * hidden * hidden + experts * (ff + config.intermediate_size) * hidden
     matmul_params = layers * per_layer + hidden * config.vocab_size
     return 6 * matmul_params + 12 * layers * hidden * seq_len
-
-
-def write_json_atomic(path: str, payload) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 class ThroughputCallback(TrainerCallback):
@@ -152,3 +150,55 @@ class ProbeCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if not self.every:
             self._run(state, model)
+
+
+PREEMPTION_EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}  # 128 + the signal, as a shell reports it
+
+
+class PreemptionCallback(TrainerCallback):
+    """SIGTERM or SIGINT (on any rank) during training: finish the current optimizer step, then every
+    rank saves a complete checkpoint at the same step and training stops. A second signal stops at once.
+
+    The ranks agree on the step with a one-element all-reduce after each step, so a signal that reaches
+    one rank (Kubernetes signals only the container's first process) stops them all together."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.stopped_at: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # asked twice: do not wait for the checkpoint
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"[hfmicro] {signal.Signals(signum).name} received: finishing this step, then saving a checkpoint",
+              flush=True)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for signum in PREEMPTION_EXIT_CODES:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _requested(self, args) -> bool:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self.received is not None
+        flag = torch.tensor([self.received or 0], device=args.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self.received is None:
+            self.received = int(flag.item())
+        return bool(flag.item())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._requested(args):
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    @property
+    def exit_code(self) -> int:
+        return PREEMPTION_EXIT_CODES[self.received]

@@ -11,14 +11,15 @@ from ..convert import count_parameters
 from .hardware import cpu_name
 
 
-def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict, demo: str) -> str:
-    objective = info["objective"]
-    data_args, model_args = info["data_args"], info["model_args"]
+def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dict, demo: str) -> str:
+    """README.md in `folder` for the model called `name` (the run's output_dir), from its RunPlan."""
+    objective = plan.objective
+    data_args, model_args = plan.data_args, plan.model_args
     counts = count_parameters(model)
-    hardware = info["hardware"]
+    hardware = plan.hardware
     where = hardware.name if hardware.device == "cuda" else f"{cpu_name()} ({os.cpu_count()} cores)"
     pipeline_tag = "fill-mask" if objective == "mlm" else "text-generation"
-    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(info["argv"] or sys.argv[1:])])
+    command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(plan.argv or sys.argv[1:])])
     dataset = data_args.dataset + (f" ({data_args.dataset_config})" if data_args.dataset_config else "")
     rows = [
         ("architecture", f"{type(model).__name__}: {model.config.num_hidden_layers} layers, "
@@ -32,7 +33,7 @@ def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict
         ("sequence length", str(data_args.max_seq_length)),
         ("tokens seen", f"{report['tokens_seen']:,}"),
         ("optimizer steps", f"{report['global_step']:,}"),
-        ("training time", f"{report['train_seconds'] / 60:.1f} min on {where}, {info['precision']}"),
+        ("training time", f"{report['train_seconds'] / 60:.1f} min on {where}, {plan.precision}"),
         ("eval loss", f"{report.get('eval_loss', float('nan')):.4f}"),
         ("eval perplexity", f"{report.get('eval_perplexity', float('nan')):.1f}"),
         ("eval accuracy", f"{report.get('eval_accuracy', float('nan')):.2%} "
@@ -44,10 +45,10 @@ def write_model_card(output_dir: str, model, tokenizer, info: dict, report: dict
                                         f"{report['unigram_top5']:.1%})"))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     usage = (
-        f'fill = pipeline("fill-mask", model="{os.path.basename(os.path.abspath(output_dir))}", trust_remote_code=True)\n'
+        f'fill = pipeline("fill-mask", model="{name}", trust_remote_code=True)\n'
         f'fill("The function returns a {tokenizer.mask_token} of the values.")'
         if objective == "mlm"
-        else f'generate = pipeline("text-generation", model="{os.path.basename(os.path.abspath(output_dir))}", '
+        else f'generate = pipeline("text-generation", model="{name}", '
         f"trust_remote_code=True)\n"
         'generate("The module provides", max_new_tokens=40, do_sample=True, top_p=0.95)'
     )
@@ -60,7 +61,7 @@ tags:
 - pretraining
 ---
 
-# {os.path.basename(os.path.abspath(output_dir))}
+# {name}
 
 A {model.config.model_type} model pre-trained from scratch with hfmicro
 ({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers
@@ -93,7 +94,7 @@ from transformers import pipeline
 torch {torch.__version__}, Python {platform.python_version()}. Full curves: `training_history.json`,
 `training_curves.png`.
 """
-    path = os.path.join(output_dir, "README.md")
+    path = os.path.join(folder, "README.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write(card)
     return path

@@ -1,23 +1,35 @@
 """The pre-training job behind recipes/pretrain_mlm.py and recipes/pretrain_clm.py.
 
-parse options -> tokenizer -> model from a preset -> packed, cached data -> Trainer (+ callbacks)
--> resume or start -> train -> final model, tokenizer, history, curves, model card -> demo.
+parse options -> lock output_dir -> tokenizer -> model from a preset -> packed, cached data -> Trainer
+(+ callbacks) -> resume, start, or see that the run is finished -> train (stopping cleanly on SIGTERM /
+SIGINT or a non-finite step) -> final model, tokenizer, history, curves, model card, written then
+published -> demo.
+
+Exit codes: 0 done (or already done); 2 bad option, data or tokenizer, or output_dir in use; 3 stopped
+on a non-finite loss or gradient norm; 143 / 130 stopped by SIGTERM / SIGINT after saving a checkpoint
+(relaunch the same command to continue).
 """
 
-import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 from transformers import Trainer
 
-from ..data import DataError, lm_data_collator, load_lm_datasets
+from ..data import DataArguments, DataError, lm_data_collator, load_lm_datasets
 from ..presets import PRESETS, build_model, preset_config
-from .arguments import SHIPPED_TOKENIZERS, parse_recipe
-from .callbacks import HistoryCallback, ProbeCallback, ThroughputCallback, flops_per_token
-from .hardware import auto_batch_size, detect_hardware
+from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
+from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
+from .checkpoints import (
+    RunLock, RunLockedError, final_step, latest_complete_checkpoint, publish, staging_dir, trainer_state,
+    write_json_atomic,
+)
+from .hardware import Hardware, auto_batch_size, detect_hardware
+
+EXIT_USAGE, EXIT_NONFINITE = 2, 3
 
 DEFAULT_PRESET = {"mlm": "microbert-toy", "clm": "microgpt-toy"}
 
@@ -29,26 +41,6 @@ def restore_cpu_threads() -> None:
         return
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-
-
-def latest_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` whose trainer_state.json (written last by Trainer) is readable and at
-    step N: a checkpoint cut short by a kill is skipped, never resumed from."""
-    if not os.path.isdir(output_dir):
-        return None
-    steps = []
-    for name in os.listdir(output_dir):
-        if name.startswith("checkpoint-") and name.split("-", 1)[1].isdigit():
-            steps.append(int(name.split("-", 1)[1]))
-    for step in sorted(steps, reverse=True):
-        path = os.path.join(output_dir, f"checkpoint-{step}")
-        try:
-            with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
-                if json.load(f).get("global_step") == step and os.path.exists(os.path.join(path, "model.safetensors")):
-                    return path
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 def accuracy_metrics(objective: str):
@@ -74,11 +66,82 @@ def accuracy_metrics(objective: str):
     return compute_metrics, preprocess_logits_for_metrics
 
 
+class NonFiniteError(RuntimeError):
+    """A NaN/Inf loss or gradient norm, more often than --max_nonfinite_steps allows."""
+
+
 class PretrainingTrainer(Trainer):
+    """Trainer with a non-finite guard: a step whose gradient norm (or, under fp16 loss scaling, whose
+    loss) is NaN/Inf never reaches the optimizer. It is skipped while `max_nonfinite_steps` allows,
+    otherwise training stops with NonFiniteError naming the step and the last good checkpoint."""
+
+    def __init__(self, *args, max_nonfinite_steps: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.nonfinite_steps = 0
+        self._step_loss = 0.0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._step_loss = self._step_loss + loss.detach()  # no device sync here: checked once per step
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        if self.accelerator.scaler is not None:
+            # fp16: the loss scaler skips overflowing steps itself; only a non-finite loss is divergence
+            what, value = "loss", torch.as_tensor(self._step_loss, device=self.args.device, dtype=torch.float32)
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(value)  # every rank takes the same decision
+        else:
+            what, value = "gradient norm", grad_norm  # already reduced over ranks
+        self._step_loss = 0.0
+        value = float(value)
+        if not math.isfinite(value):
+            self._skip_or_stop(what, value)
+        return grad_norm
+
+    def _skip_or_stop(self, what: str, value: float) -> None:
+        step = self.state.global_step + 1
+        self.nonfinite_steps += 1
+        if self.nonfinite_steps > self.max_nonfinite_steps:
+            last = latest_complete_checkpoint(self.args.output_dir) or "none saved yet"
+            allowed = f" ({self.max_nonfinite_steps} skipped before)" if self.max_nonfinite_steps else ""
+            raise NonFiniteError(
+                f"non-finite {what} ({value}) at step {step}{allowed}: stopped before the optimizer used it; last "
+                f"good checkpoint: {last}. Lower --learning_rate or raise --warmup_steps (or let up to N such steps "
+                "be skipped with --max_nonfinite_steps N)"
+            )
+        if self.accelerator.scaler is None:
+            self.optimizer.zero_grad(set_to_none=True)  # no gradients: optimizer.step() changes nothing
+        if self.args.should_log:
+            print(f"[hfmicro] step {step}: non-finite {what} ({value}), step skipped "
+                  f"({self.nonfinite_steps} of at most {self.max_nonfinite_steps})", flush=True)
+
+    def log(self, logs, *args, **kwargs):
+        if self.nonfinite_steps and "loss" in logs:
+            logs["nonfinite_steps_skipped"] = self.nonfinite_steps
+        super().log(logs, *args, **kwargs)
+
     def create_model_card(self, *args, **kwargs):
         # push_to_hub would replace our card (real numbers, usage) with Trainer's generic one
         if not os.path.exists(os.path.join(self.args.output_dir, "README.md")):
             super().create_model_card(*args, **kwargs)
+
+
+@dataclass
+class RunPlan:
+    """What a run knows before its first step: for the banner, the final report and the model card."""
+
+    objective: str
+    model_args: ModelArguments
+    data_args: DataArguments
+    hardware: Hardware
+    precision: str
+    tokens_per_step: int
+    total_steps: int
+    resume: str | None  # the checkpoint this launch continues from
+    argv: list[str] | None
 
 
 def _load_tokenizer(path: str, objective: str):
@@ -112,24 +175,54 @@ def _model_config(model_args, data_args, tokenizer, objective: str):
     return preset_config(model_args.preset, vocab_size=len(tokenizer), **ids, **overrides)
 
 
+def follow_the_launcher() -> None:
+    """accelerate's single-process launcher exits on SIGTERM without signalling or waiting for the
+    training process. Ask Linux to send that process SIGTERM when its launcher dies, so it still saves a
+    checkpoint and stops instead of training on alone. (torchrun forwards signals to its workers.)"""
+    if "ACCELERATE_USE_CPU" not in os.environ or "LOCAL_RANK" in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def pretrain(objective: str, argv: list[str] | None = None) -> int:
-    """Run the recipe; returns the process exit code. Option, data and tokenizer errors are reported in
-    one line before any training starts."""
+    """Run the recipe; returns the process exit code (see the module docstring). Option, data and
+    tokenizer errors are reported in one line before any training starts."""
     restore_cpu_threads()
+    follow_the_launcher()
     try:
-        setup = _setup(objective, argv)
-    except (ValueError, DataError) as err:
+        model_args, data_args, args = parse_recipe(
+            argv, defaults={"preset": DEFAULT_PRESET[objective], "output_dir": f"outputs/{DEFAULT_PRESET[objective]}"}
+        )
+        _check_options(data_args, args)
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    return _train(*setup)
+        return EXIT_USAGE
+    lock = RunLock(args.output_dir)
+    try:
+        if args.process_index == 0:
+            warning = lock.acquire()
+            if warning:
+                print(f"[hfmicro] warning: {warning}", flush=True)
+        setup = _setup(objective, model_args, data_args, args, argv)
+    except (ValueError, DataError, RunLockedError) as err:
+        lock.release()
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _run(*setup)
+    except NonFiniteError as err:
+        if args.process_index == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return EXIT_NONFINITE
+    finally:
+        lock.release()
 
 
-def _setup(objective: str, argv):
-    from transformers import EarlyStoppingCallback, set_seed
-
-    model_args, data_args, args = parse_recipe(
-        argv, defaults={"preset": DEFAULT_PRESET[objective], "output_dir": f"outputs/{DEFAULT_PRESET[objective]}"}
-    )
+def _check_options(data_args, args) -> None:
     if args.hub_token:
         raise ValueError("hub_token: do not pass the Hub token as an option (it would be saved with the run); "
                          "use `hf auth login` or the HF_TOKEN environment variable")
@@ -137,8 +230,12 @@ def _setup(objective: str, argv):
         raise ValueError("max_steps: a streamed dataset has no length, so give --max_steps (e.g. --max_steps 20000)")
     if args.early_stopping_patience and not (args.load_best_model_at_end and args.metric_for_best_model):
         raise ValueError("early_stopping_patience needs load_best_model_at_end and metric_for_best_model")
-    set_seed(args.seed)
 
+
+def _setup(objective: str, model_args, data_args, args, argv):
+    from transformers import EarlyStoppingCallback, set_seed
+
+    set_seed(args.seed)
     tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
     config = _model_config(model_args, data_args, tokenizer, objective)
     model = build_model(config)
@@ -167,6 +264,7 @@ def _setup(objective: str, argv):
         ThroughputCallback(tokens_per_step, flops_per_token(config, data_args.max_seq_length),
                            peak * args.world_size if peak else None),
         HistoryCallback(args.output_dir),
+        PreemptionCallback(),
     ]
     if objective == "mlm":
         from .probes import fill_mask_demo
@@ -189,61 +287,121 @@ def _setup(objective: str, argv):
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
+        max_nonfinite_steps=args.max_nonfinite_steps,
     )
-    resume = None if args.force_fresh else latest_complete_checkpoint(args.output_dir)
-    info = dict(objective=objective, model_args=model_args, data_args=data_args, hardware=hardware,
-                precision=precision, tokens_per_step=tokens_per_step, resume=resume, argv=argv)
-    return trainer, tokenizer, info
+    plan = RunPlan(objective=objective, model_args=model_args, data_args=data_args, hardware=hardware,
+                   precision=precision, tokens_per_step=tokens_per_step, total_steps=_total_steps(trainer, data_args),
+                   resume=None if args.force_fresh else latest_complete_checkpoint(args.output_dir), argv=argv)
+    return trainer, tokenizer, plan
 
 
-def _banner(trainer, info) -> None:
+def _total_steps(trainer, data_args) -> int:
+    args = trainer.args
+    if data_args.streaming or args.max_steps > 0:
+        return args.max_steps
+    batches = math.ceil(len(trainer.train_dataset) / (args.per_device_train_batch_size * args.world_size))
+    per_epoch = max(batches // args.gradient_accumulation_steps, 1)
+    return math.ceil(per_epoch * args.num_train_epochs)
+
+
+def _banner(trainer, plan: RunPlan) -> None:
     from ..convert import count_parameters
 
     args = trainer.args
     counts = count_parameters(trainer.model)
-    if info["data_args"].streaming:
-        steps = args.max_steps
-    else:
-        batches = math.ceil(len(trainer.train_dataset) / (args.per_device_train_batch_size * args.world_size))
-        per_epoch = max(batches // args.gradient_accumulation_steps, 1)
-        steps = args.max_steps if args.max_steps > 0 else math.ceil(per_epoch * args.num_train_epochs)
     active = f", active {counts['active']:,}" if counts["active"] != counts["total"] else ""
-    where = info["hardware"].name if info["hardware"].device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    where = plan.hardware.name if plan.hardware.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(
-        f"[hfmicro] {info['model_args'].preset} ({info['objective']}) on {where}, world_size={args.world_size}, "
-        f"{info['precision']}\n"
+        f"[hfmicro] {plan.model_args.preset} ({plan.objective}) on {where}, world_size={args.world_size}, "
+        f"{plan.precision}\n"
         f"[hfmicro] parameters: total {counts['total']:,}, trainable {counts['trainable']:,}{active}\n"
-        f"[hfmicro] tokens per step {info['tokens_per_step']:,}, steps {steps:,}, total tokens "
-        f"{info['tokens_per_step'] * steps:,}" + (f"\n[hfmicro] resuming from {info['resume']}" if info["resume"] else ""),
+        f"[hfmicro] tokens per step {plan.tokens_per_step:,}, steps {plan.total_steps:,}, total tokens "
+        f"{plan.tokens_per_step * plan.total_steps:,}" + (f"\n[hfmicro] resuming from {plan.resume}" if plan.resume else ""),
         flush=True,
     )
 
 
-def _train(trainer, tokenizer, info) -> int:
+def _finished_at(plan: RunPlan, output_dir: str) -> int | None:
+    """The step at which this run's training already ended, or None when there is training left: the
+    newest checkpoint reached the planned steps, or the final save after it finished (early stopping)
+    and this launch plans no more steps than that run did."""
+    if plan.resume is None:
+        return None
+    state = trainer_state(plan.resume)
+    step = state["global_step"]
+    if step >= plan.total_steps or (final_step(output_dir) == step and plan.total_steps <= state.get("max_steps", 0)):
+        return step
+    return None
+
+
+def _restore_finished(trainer, checkpoint: str) -> None:
+    """Load what training ended with (the best checkpoint with load_best_model_at_end), without a step."""
+    from transformers import TrainerState
+
+    trainer.state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+    best = trainer.state.best_model_checkpoint
+    use_best = trainer.args.load_best_model_at_end and best and os.path.isdir(best)
+    trainer._load_from_checkpoint(best if use_best else checkpoint)
+
+
+def _run(trainer, tokenizer, plan: RunPlan) -> int:
+    args = trainer.args
+    finished = _finished_at(plan, args.output_dir)
+    if finished is not None and final_step(args.output_dir) == finished:
+        if args.should_log:
+            print(f"[hfmicro] {args.output_dir} already finished at step {finished}: nothing to do (raise --max_steps "
+                  "to train on, or --force_fresh to start over)", flush=True)
+        return 0
+    start = time.time()
+    if finished is not None:
+        if args.should_log:
+            print(f"[hfmicro] training ended at step {finished}; completing the final save", flush=True)
+        _restore_finished(trainer, plan.resume)
+    else:
+        if args.should_log:
+            _banner(trainer, plan)
+        trainer.train(resume_from_checkpoint=plan.resume)
+        preemption = next(c for c in trainer.callback_handler.callbacks if isinstance(c, PreemptionCallback))
+        if preemption.received is not None:
+            if args.should_log:
+                print(f"[hfmicro] stopped at step {preemption.stopped_at}: checkpoint-{preemption.stopped_at} saved; "
+                      "relaunch the same command to continue", flush=True)
+            return preemption.exit_code
+    print(f"[hfmicro] process {args.process_index}/{args.world_size} finished at step {trainer.state.global_step}",
+          flush=True)
+    _final_save(trainer, tokenizer, plan, time.time() - start)
+    return 0
+
+
+def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
+    """Evaluate, then write the final model, tokenizer, card and results into a staging folder and
+    publish them into output_dir (eval_results.json last). Push to the Hub when asked."""
     from .card import write_model_card
 
     args = trainer.args
-    if args.should_log:
-        _banner(trainer, info)
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=info["resume"])
-    print(f"[hfmicro] process {args.process_index}/{args.world_size} finished at step {result.global_step}", flush=True)
     metrics = trainer.evaluate()
     if "eval_loss" in metrics:
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
     trainer.log_metrics("eval", metrics)
-    if not trainer.is_world_process_zero():
-        trainer.save_model(args.output_dir)  # a collective call under FSDP; writes on process 0 only
-        return 0
-
     model = trainer.model
-    report = {"train_seconds": round(time.time() - start, 1), "global_step": result.global_step,
-              "tokens_seen": result.global_step * info["tokens_per_step"], **metrics}
-    if info["objective"] == "mlm":
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteError(f"the final model has non-finite weights ({bad[0]}, {len(bad)} tensors): not saved")
+    staging = staging_dir(args.output_dir, reset=trainer.is_world_process_zero())
+    if args.world_size > 1:
+        torch.distributed.barrier()  # the staging folder exists before any rank writes into it
+    trainer.save_model(staging, _internal_call=True)  # a collective call under FSDP; writes on process 0 only
+    if not trainer.is_world_process_zero():
+        return
+
+    report = {"train_seconds": round(seconds, 1), "global_step": trainer.state.global_step,
+              "tokens_seen": trainer.state.global_step * plan.tokens_per_step,
+              "nonfinite_steps_skipped": trainer.nonfinite_steps, **metrics}
+    if plan.objective == "mlm":
         from .probes import fill_mask_demo
 
         demo = fill_mask_demo(model.eval(), tokenizer)
-        report.update(_probe_scores(model, tokenizer, info["data_args"]))
+        report.update(_probe_scores(model, tokenizer, plan.data_args))
         print(f"[hfmicro] fill-mask probe: top-1 {report['probe_top1']:.1%}, top-5 {report['probe_top5']:.1%} "
               f"(unigram baseline top-1 {report['unigram_top1']:.1%}, top-5 {report['unigram_top5']:.1%}; "
               f"{report['probe_size']} sentences)")
@@ -251,15 +409,12 @@ def _train(trainer, tokenizer, info) -> int:
         from .probes import generation_demo
 
         demo = generation_demo(model.eval(), tokenizer)
-    print(f"[hfmicro] {'fill-mask' if info['objective'] == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "eval_results.json"), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-    write_model_card(args.output_dir, model, tokenizer, info, report, demo)
-    # final (or best) model + tokenizer as safetensors; with --push_to_hub this also uploads the folder,
-    # card included (checkpoint-* folders are not uploaded)
-    trainer.save_model(args.output_dir)
-    return 0
+    print(f"[hfmicro] {'fill-mask' if plan.objective == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
+    write_model_card(staging, os.path.basename(os.path.abspath(args.output_dir)), model, tokenizer, plan, report, demo)
+    write_json_atomic(os.path.join(staging, "eval_results.json"), report)
+    publish(staging, args.output_dir)
+    if args.push_to_hub:  # the published folder, card included (checkpoint-* folders are not uploaded)
+        trainer.push_to_hub()
 
 
 def _probe_scores(model, tokenizer, data_args) -> dict:
