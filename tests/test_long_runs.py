@@ -101,3 +101,194 @@ def test_sigkill_at_three_random_steps_then_resume_is_exact(objective, reference
     log = run(command(objective, out))
     assert "resuming from" in log or "completing the final save" in log, log[-2000:]
     assert_same_run(out, reference[objective])
+
+
+def accelerate_command(config, objective, out, *extra):
+    script, recipe = RECIPE[objective]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            os.path.join(ROOT, "accelerate_configs", config), os.path.join(ROOT, "recipes", script),
+            "--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", out, *SHORT, *extra]
+
+
+def stopped_step(output):
+    line = next((line for line in output.splitlines() if "[hfmicro] stopped at step" in line), None)
+    assert line, output[-3000:]
+    return int(line.split("stopped at step ")[1].split(":")[0])
+
+
+@pytest.mark.parametrize("objective,sig", [("mlm", signal.SIGTERM), ("clm", signal.SIGINT)])
+def test_signal_to_the_training_process_saves_a_checkpoint_and_resumes_exactly(objective, sig, reference, tmp_path):
+    out = str(tmp_path / "preempted")
+    code, output = kill_after_checkpoint(command(objective, out), out, 5, sig=sig)
+    assert code == {signal.SIGTERM: 143, signal.SIGINT: 130}[sig], output[-2000:]
+    step = stopped_step(output)
+    assert step in complete_checkpoints(out) and step > 5  # a checkpoint at the step where it stopped
+    assert not os.path.exists(os.path.join(out, "model.safetensors"))  # no final model from a stopped run
+    log = run(command(objective, out))
+    assert f"resuming from {out}/checkpoint-{step}" in log
+    assert_same_run(out, reference[objective])
+
+
+def test_sigterm_to_accelerate_launch_reaches_the_training_process(reference, tmp_path):
+    """accelerate's single-process launcher exits on SIGTERM at once; the training process still saves."""
+    import psutil
+
+    out = str(tmp_path / "launched")
+    cmd = accelerate_command("cpu.yaml", "mlm", out)
+    process = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not complete_checkpoints(out):
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    trainers = psutil.Process(process.pid).children(recursive=True)
+    assert trainers
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=240)  # the pipe closes when the training process exits too
+    gone, alive = psutil.wait_procs(trainers, timeout=120)
+    assert not alive
+    step = stopped_step(output)
+    assert step in complete_checkpoints(out)
+    run(command("mlm", out))
+    assert_same_run(out, reference["mlm"])
+
+
+def test_sigterm_under_two_rank_ddp_stops_every_rank_at_one_step(tmp_path):
+    out = str(tmp_path / "ddp")
+    code, output = kill_after_checkpoint(accelerate_command("cpu_ddp.yaml", "mlm", out), out, 5, sig=signal.SIGTERM,
+                                         delay=0.2)
+    step = stopped_step(output)
+    checkpoint = os.path.join(out, f"checkpoint-{step}")
+    assert {"rng_state_0.pth", "rng_state_1.pth", "model.safetensors"} <= set(os.listdir(checkpoint))
+    log = run(accelerate_command("cpu_ddp.yaml", "mlm", out), timeout=400)
+    assert f"resuming from {checkpoint}" in log
+    assert "process 0/2 finished at step 40" in log and "process 1/2 finished at step 40" in log
+
+
+def test_a_huge_learning_rate_stops_at_the_first_non_finite_step(tmp_path):
+    out = str(tmp_path / "diverged")
+    result = subprocess.run(command("mlm", out, "--learning_rate", "1e4"), cwd=ROOT, env=ENV, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 3, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: non-finite gradient norm") and "at step" in message
+    assert "last good checkpoint" in message
+    assert not os.path.exists(os.path.join(out, "model.safetensors"))
+    assert not os.path.exists(os.path.join(out, "eval_results.json"))
+    for step in complete_checkpoints(out):  # whatever was saved before is finite
+        weights = load_file(os.path.join(out, f"checkpoint-{step}", "model.safetensors"))
+        assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+@pytest.fixture
+def nan_at_step(monkeypatch):
+    """Make the loss NaN in the forward pass of one optimizer step (through the real training loop)."""
+    from hfmicro.training.run import PretrainingTrainer
+
+    original = PretrainingTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        if self.state.global_step + 1 == 4:
+            loss = loss * float("nan") if not isinstance(loss, tuple) else (loss[0] * float("nan"), *loss[1:])
+        return loss
+
+    monkeypatch.setattr(PretrainingTrainer, "compute_loss", poisoned)
+
+
+def in_process(out, *extra):
+    from hfmicro.training.run import pretrain
+
+    script, recipe = RECIPE["mlm"]
+    return pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", out,
+                            *SHORT, "--max_steps", "8", "--save_steps", "3", "--eval_steps", "3", *extra])
+
+
+def test_an_injected_nan_stops_the_run_or_is_skipped_when_allowed(nan_at_step, tmp_path, capsys):
+    stopped = str(tmp_path / "stopped")
+    assert in_process(stopped) == 3
+    err = capsys.readouterr().err
+    assert "non-finite gradient norm (nan) at step 4" in err and f"{stopped}/checkpoint-3" in err
+    assert sorted(complete_checkpoints(stopped)) == [3] and not os.path.exists(os.path.join(stopped, "model.safetensors"))
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the run gave the signal back
+
+    skipped = str(tmp_path / "skipped")
+    assert in_process(skipped, "--max_nonfinite_steps", "1", "--save_steps", "1", "--eval_steps", "1",
+                      "--save_total_limit", "20") == 0
+    assert "step 4: non-finite gradient norm (nan), step skipped" in capsys.readouterr().out
+    results = json.load(open(os.path.join(skipped, "eval_results.json")))
+    assert results["nonfinite_steps_skipped"] == 1 and results["global_step"] == 8
+    assert all(torch.isfinite(w).all() for w in final_weights(skipped).values())
+    history = json.load(open(os.path.join(skipped, "training_history.json")))
+    assert any(r.get("nonfinite_steps_skipped") == 1 for r in history)
+    # the skipped step changed nothing (not even weight decay); the steps around it did
+    after = [load_file(os.path.join(skipped, f"checkpoint-{step}", "model.safetensors")) for step in (3, 4, 5)]
+    assert all(torch.equal(after[0][k], after[1][k]) for k in after[0])
+    assert not all(torch.equal(after[1][k], after[2][k]) for k in after[1])
+
+
+def test_a_finished_run_stays_finished(reference, tmp_path):
+    out = str(tmp_path / "done")
+    subprocess.run(["cp", "-r", reference["mlm"], out], check=True)
+    before = {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)}
+    log = run(command("mlm", out))
+    assert "already finished at step 40: nothing to do" in log
+    assert {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)} == before
+
+
+def test_a_run_killed_before_its_final_save_completes_it_without_training(reference, tmp_path):
+    out = str(tmp_path / "unfinished")
+    code, _ = kill_after_checkpoint(command("mlm", out), out, 40, delay=0.0)
+    assert code == -signal.SIGKILL
+    assert json.load(open(os.path.join(out, "checkpoint-40", "trainer_state.json")))["global_step"] == 40
+    log = run(command("mlm", out))
+    assert "training ended at step 40; completing the final save" in log
+    assert max(complete_checkpoints(out)) == 40  # no step 41
+    assert json.load(open(os.path.join(out, "eval_results.json")))["global_step"] == 40
+    assert_same_run(out, reference["mlm"])
+    assert not os.path.exists(os.path.join(out, ".final-staging"))
+
+
+def test_one_writer_per_output_dir(tmp_path):
+    out = str(tmp_path / "shared")
+    first = subprocess.Popen(command("mlm", out, "--max_steps", "100000"), cwd=ROOT, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(out, ".hfmicro-run.lock")):
+            assert first.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        second = subprocess.run(command("mlm", out), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        message = second.stderr.strip().splitlines()[-1]
+        assert f"is in use by pid {first.pid}" in message and "Traceback" not in second.stderr
+        assert first.poll() is None  # the live run goes on
+    finally:
+        first.kill()
+        first.wait()
+    third = run(command("mlm", out, "--max_steps", "3", "--force_fresh", "true"))
+    assert f"took over the lock of a run that is no longer running (pid {first.pid}" in third
+    assert not os.path.exists(os.path.join(out, ".hfmicro-run.lock"))  # released at the end
+
+
+def test_complete_checkpoints_are_what_trainer_writes_last(tmp_path):
+    from hfmicro.training.checkpoints import latest_complete_checkpoint
+
+    assert latest_complete_checkpoint(str(tmp_path)) is None
+
+    def checkpoint(step, state=None, weights="model.safetensors", marker=False):
+        folder = tmp_path / f"checkpoint-{step}"
+        (folder / os.path.dirname(weights)).mkdir(parents=True, exist_ok=True)
+        (folder / weights).write_bytes(b"x")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+        if marker:
+            (folder / "checkpoint-is-incomplete.txt").write_text("in progress")
+
+    checkpoint(10, json.dumps({"global_step": 10}))
+    checkpoint(20, json.dumps({"global_step": 20}), weights="pytorch_model_fsdp_0/.metadata")  # FSDP sharded
+    checkpoint(30)  # killed while saving: no trainer state yet
+    checkpoint(40, '{"global_st')  # killed while writing the state
+    checkpoint(50, json.dumps({"global_step": 50}), marker=True)  # a just-in-time checkpoint cut short
+    checkpoint(60, json.dumps({"global_step": 60}), weights="pytorch_model_fsdp_0/__0_0.distcp")  # no .metadata
+    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")

@@ -2,7 +2,6 @@
 accelerate configs load with accelerate's own loader."""
 
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import yaml
 
 from hfmicro.presets import PRESETS
 from hfmicro.training.arguments import load_recipe_yaml, parse_recipe
-from hfmicro.training.checkpoints import latest_complete_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))
@@ -85,23 +83,6 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path):
         assert "Traceback" not in result.stderr
         assert word in result.stderr.strip().splitlines()[-1]
         assert not os.path.exists(out / "model.safetensors")
-
-
-def test_latest_complete_checkpoint_skips_half_written(tmp_path):
-    assert latest_complete_checkpoint(str(tmp_path)) is None
-    for step in (10, 20):
-        folder = tmp_path / f"checkpoint-{step}"
-        folder.mkdir()
-        (folder / "model.safetensors").write_bytes(b"x")
-        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
-    broken = tmp_path / "checkpoint-30"  # killed while saving: no trainer state yet
-    broken.mkdir()
-    (broken / "model.safetensors").write_bytes(b"x")
-    truncated = tmp_path / "checkpoint-40"  # killed while writing the state
-    truncated.mkdir()
-    (truncated / "model.safetensors").write_bytes(b"x")
-    (truncated / "trainer_state.json").write_text('{"global_st')
-    assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

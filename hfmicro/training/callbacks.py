@@ -157,7 +157,7 @@ PREEMPTION_EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}  # 128 + the s
 
 class PreemptionCallback(TrainerCallback):
     """SIGTERM or SIGINT (on any rank) during training: finish the current optimizer step, then every
-    rank saves a complete checkpoint at the same step and training stops. A second signal stops at once.
+    rank saves a complete checkpoint at the same step and training stops. A second SIGINT stops at once.
 
     The ranks agree on the step with a one-element all-reduce after each step, so a signal that reaches
     one rank (Kubernetes signals only the container's first process) stops them all together."""
@@ -168,9 +168,11 @@ class PreemptionCallback(TrainerCallback):
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.received is not None:  # asked twice: do not wait for the checkpoint
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
+        if self.received is not None:
+            if signum == signal.SIGINT:  # Ctrl-C twice: do not wait for the checkpoint
+                signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+                raise KeyboardInterrupt
+            return  # a repeated SIGTERM (launchers and schedulers resend it): already stopping
         self.received = signum
         print(f"[hfmicro] {signal.Signals(signum).name} received: finishing this step, then saving a checkpoint",
               flush=True)
@@ -195,6 +197,10 @@ class PreemptionCallback(TrainerCallback):
             self.stopped_at = state.global_step
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.restore()
+
+    def restore(self) -> None:
+        """Give SIGTERM / SIGINT back their previous handlers (also when training raised)."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}

@@ -360,8 +360,12 @@ def _run(trainer, tokenizer, plan: RunPlan) -> int:
     else:
         if args.should_log:
             _banner(trainer, plan)
-        trainer.train(resume_from_checkpoint=plan.resume)
         preemption = next(c for c in trainer.callback_handler.callbacks if isinstance(c, PreemptionCallback))
+        try:
+            trainer.train(resume_from_checkpoint=plan.resume)
+        finally:
+            preemption.restore()
+            _close_progress_bars(trainer)  # after an error too, so the error is the last line printed
         if preemption.received is not None:
             if args.should_log:
                 print(f"[hfmicro] stopped at step {preemption.stopped_at}: checkpoint-{preemption.stopped_at} saved; "
@@ -371,6 +375,15 @@ def _run(trainer, tokenizer, plan: RunPlan) -> int:
           flush=True)
     _final_save(trainer, tokenizer, plan, time.time() - start)
     return 0
+
+
+def _close_progress_bars(trainer) -> None:
+    from transformers.trainer_callback import ProgressCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+            callback.training_bar.close()
+            callback.training_bar = None
 
 
 def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
