@@ -292,3 +292,45 @@ def test_complete_checkpoints_are_what_trainer_writes_last(tmp_path):
     checkpoint(50, json.dumps({"global_step": 50}), marker=True)  # a just-in-time checkpoint cut short
     checkpoint(60, json.dumps({"global_step": 60}), weights="pytorch_model_fsdp_0/__0_0.distcp")  # no .metadata
     assert latest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
+
+
+def write_corpus(path, megabytes):
+    """Real prose (Python's pydoc topics), shuffled into a jsonl corpus of about `megabytes`."""
+    from conftest import sample_texts
+
+    paragraphs = sample_texts(400_000)
+    rng = random.Random(0)
+    with open(path, "w", encoding="utf-8") as f:
+        written = 0
+        while written < megabytes * 1e6:
+            line = json.dumps({"text": " ".join(rng.sample(paragraphs, 3))}) + "\n"
+            f.write(line)
+            written += len(line)
+    return str(path)
+
+
+def test_data_preparation_longer_than_the_ddp_timeout_does_not_kill_the_launch(tmp_path):
+    """Rank 0 prepares 8 MB for longer than --ddp_timeout (2 s, honoured on CPU ranks too); rank 1 waits
+    for the cache without a collective."""
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 8)
+    out = str(tmp_path / "ddp")
+    log = run(accelerate_command("cpu_ddp.yaml", "mlm", out, "--dataset", corpus, "--ddp_timeout", "2",
+                                 "--max_steps", "4", "--save_steps", "4", "--eval_steps", "4"), timeout=400)
+    assert "process 0/2 finished at step 4" in log and "process 1/2 finished at step 4" in log
+
+
+def test_hfmicro_data_prepare_fills_the_cache_that_the_recipe_loads(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 0.3)
+    out = str(tmp_path / "run")
+    tokenizer = os.path.join(ROOT, "tokenizers", "microbert-8k")
+    prepared = run(["hfmicro", "data", "prepare", "--objective", "mlm", "--tokenizer", tokenizer, "--dataset", corpus,
+                    "--max_seq_length", "64"])
+    assert "cache miss" in prepared and "train" in prepared
+    log = run(command("mlm", out, "--dataset", corpus, "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2"))
+    assert "cache hit" in log
+    again = run(["hfmicro", "data", "prepare", "--objective", "mlm", "--tokenizer", tokenizer, "--dataset", corpus,
+                 "--max_seq_length", "64"])
+    assert "cache hit" in again
+    refused = subprocess.run(["hfmicro", "data", "prepare", "--dataset", corpus, "--max_seq_length", "1"], cwd=ROOT,
+                             env=ENV, capture_output=True, text=True)
+    assert refused.returncode == 2 and "max_seq_length" in refused.stderr.strip().splitlines()[-1]

@@ -12,7 +12,7 @@ where they are used.
 
 from .arguments import DataArguments, parse_count
 from .cache import cache_root
-from .lm_datasets import DataSummary, lm_data_collator, load_lm_datasets
+from .lm_datasets import DataSummary, lm_data_collator, load_lm_datasets, wait_for_prepared
 from .packing import PackSummary
 from .report import DataError, ReadReport
 from .sources import iter_rows, iter_texts
@@ -32,4 +32,5 @@ __all__ = [
     "lm_data_collator",
     "load_lm_datasets",
     "parse_count",
+    "wait_for_prepared",
 ]

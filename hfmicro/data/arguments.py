@@ -1,7 +1,10 @@
 """`DataArguments`: every data option of the recipes, parsed by `transformers.HfArgumentParser`."""
 
+import argparse
 import re
-from dataclasses import dataclass, field
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 
 from .files import TXT_MODES
 
@@ -98,3 +101,28 @@ class DataArguments:
     @property
     def max_documents(self) -> int | None:
         return parse_count(self.max_samples)
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = ()) -> None:
+    """`--field value` options for a dataclass's fields, with their help and defaults: the one
+    definition of the data options, for the `hfmicro` verbs (the recipes read the same dataclass through
+    HfArgumentParser). Values are checked by the dataclass itself when it is built."""
+    for f in fields(cls):
+        if f.name in exclude:
+            continue
+        kind = f.type if not isinstance(f.type, str) else eval(f.type, vars(typing) | vars(types))  # noqa: S307
+        args = typing.get_args(kind)
+        if args and type(None) in args:  # `X | None`
+            kind = next(a for a in args if a is not type(None))
+        default = f.default if f.default is not MISSING else None
+        parser.add_argument(f"--{f.name}", type=_bool if kind is bool else kind, default=default,
+                            metavar=f.name.upper() if kind is not bool else "true|false",
+                            help=f"{f.metadata.get('help', '')} (default: {default})")

@@ -4,12 +4,15 @@ import datetime
 import itertools
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from . import packing
 from .arguments import DataArguments
-from .cache import building_entry, cache_key, clear, entry_path, read_entry, tokenizer_fingerprint, write_entry_metadata
+from .cache import (
+    ENTRY_FILE, building_entry, cache_key, clear, entry_path, read_entry, tokenizer_fingerprint, write_entry_metadata,
+)
 from .packing import BlockFormat, PackSummary, block_format, pack_blocks
 from .report import DataError, ReadReport
 from .sources import iter_texts, source_fingerprint
@@ -201,6 +204,24 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
     summary.path = entry_path(key)
     logger.info(summary.line())
     return datasets.load_from_disk(summary.path)
+
+
+def wait_for_prepared(data_args: DataArguments, tokenizer, objective: str, poll_seconds: float = 1.0) -> None:
+    """Block until another process (the local main one, or `hfmicro data prepare`) has put the packed
+    dataset for these options in the cache. A file-system wait, not a collective: it has no timeout,
+    so a preparation longer than the distributed timeout cannot kill a multi-process launch."""
+    import psutil
+
+    key = cache_key(cache_inputs(data_args, tokenizer, objective))
+    # with overwrite_cache, an entry older than this launch is the one being replaced
+    newer_than = psutil.Process().create_time() - 60 if data_args.overwrite_cache else 0.0
+    while True:
+        try:
+            if os.path.getmtime(os.path.join(entry_path(key), ENTRY_FILE)) >= newer_than and read_entry(key):
+                return
+        except OSError:
+            pass
+        time.sleep(poll_seconds)
 
 
 def lm_data_collator(data_args: DataArguments, tokenizer, objective: str):

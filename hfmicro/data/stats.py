@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 
 from .packing import TOKENIZE_BATCH
@@ -86,7 +87,38 @@ def _stats_command(args) -> int:
     return 0
 
 
+@exit_on_data_error
+def _prepare_command(args) -> int:
+    from dataclasses import fields
+
+    from ..training.arguments import SHIPPED_TOKENIZERS
+    from .arguments import DataArguments
+    from .lm_datasets import DataSummary, load_lm_datasets
+
+    try:
+        data_args = DataArguments(**{f.name: getattr(args, f.name) for f in fields(DataArguments)})
+    except ValueError as err:
+        print(f"hfmicro: error: {err}", file=sys.stderr)
+        return 2
+    if data_args.streaming:
+        print("hfmicro: error: streaming: a streamed corpus is read while training; there is nothing to prepare",
+              file=sys.stderr)
+        return 2
+    from transformers import AutoTokenizer
+
+    path = args.tokenizer or SHIPPED_TOKENIZERS[args.objective]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError:
+        raise DataError(f"tokenizer: cannot load {path!r}; give a folder made by tokenizers/train_bpe.py") from None
+    summary = DataSummary()
+    load_lm_datasets(data_args, tokenizer, args.objective, summary=summary)
+    print(summary.line())
+    return 0
+
+
 def register(subparsers) -> None:
+    from .arguments import DataArguments, add_dataclass_arguments
     from .files import TXT_MODES
 
     data = subparsers.add_parser("data", help="inspect a corpus", description="Inspect a corpus before training on it.")
@@ -106,3 +138,14 @@ def register(subparsers) -> None:
     stats.add_argument("--tokenizer", default=None, help="tokenizer folder, to count tokens")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(func=_stats_command)
+
+    prepare = verbs.add_parser(
+        "prepare", help="tokenise, pack and cache a corpus before a (multi-GPU) launch",
+        description="Tokenise, pack and cache a corpus exactly as a recipe with the same options would, so a "
+        "launch only loads it. Takes every data option of the recipes.",
+    )
+    prepare.add_argument("--objective", choices=["mlm", "clm"], default="mlm", help="mlm (MicroBERT) or clm (MicroGPT)")
+    prepare.add_argument("--tokenizer", default=None,
+                         help="tokenizer folder or Hub id; default: the 8k BPE shipped for the objective")
+    add_dataclass_arguments(prepare, DataArguments)
+    prepare.set_defaults(func=_prepare_command)

@@ -132,9 +132,22 @@ class PretrainingArguments(TrainingArguments):
         # on a machine without GPUs say so explicitly: transformers then sets up CPU DDP (gloo) when
         # launched with several processes, and allows bf16 autocast on CPU
         self.use_cpu = hardware.device == "cpu"
+        if self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _init_cpu_process_group(self.ddp_timeout)
         precision = resolve_precision(self.precision, hardware)
         self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
         super().__post_init__()
+
+
+def _init_cpu_process_group(timeout_seconds: int) -> None:
+    """transformers gives --ddp_timeout to the process group on GPUs only; CPU ranks (gloo) would keep
+    torch's 30-minute default. Start the group here with the user's timeout (accelerate reuses it)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_seconds))
 
 
 def _known_keys(parser: HfArgumentParser) -> set[str]:

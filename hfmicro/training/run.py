@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import Trainer
 
-from ..data import DataArguments, DataError, lm_data_collator, load_lm_datasets
+from ..data import DataArguments, DataError, DataSummary, lm_data_collator, load_lm_datasets, wait_for_prepared
 from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
 from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
@@ -245,8 +245,7 @@ def _setup(objective: str, model_args, data_args, args, argv):
             hardware, model.num_parameters(), config.hidden_size, config.num_hidden_layers,
             data_args.max_seq_length, config.vocab_size, "fp32" if not (args.bf16 or args.fp16) else "bf16")
 
-    with args.main_process_first(desc="prepare the dataset"):
-        splits = load_lm_datasets(data_args, tokenizer, objective)
+    splits = _load_splits(data_args, tokenizer, objective, args)
     eval_dataset = splits["validation"]
     if data_args.streaming:
         eval_dataset = eval_dataset.take(args.max_eval_samples or 2000)
@@ -293,6 +292,22 @@ def _setup(objective: str, model_args, data_args, args, argv):
                    precision=precision, tokens_per_step=tokens_per_step, total_steps=_total_steps(trainer, data_args),
                    resume=None if args.force_fresh else latest_complete_checkpoint(args.output_dir), argv=argv)
     return trainer, tokenizer, plan
+
+
+def _load_splits(data_args, tokenizer, objective: str, args):
+    """The local main process tokenises, packs and caches; the other local processes wait for the cache
+    entry on the file system (not in a collective, which would time out on a corpus that takes longer
+    than --ddp_timeout to prepare), then load it. `hfmicro data prepare` prepares ahead of a launch."""
+    from dataclasses import replace
+
+    if args.world_size > 1 and not data_args.streaming and args.local_process_index != 0:
+        wait_for_prepared(data_args, tokenizer, objective)
+        data_args = replace(data_args, overwrite_cache=False)
+    summary = DataSummary()
+    splits = load_lm_datasets(data_args, tokenizer, objective, summary=summary)
+    if args.should_log:
+        print(f"[hfmicro] {summary.line()}", flush=True)
+    return splits
 
 
 def _total_steps(trainer, data_args) -> int:
