@@ -334,3 +334,27 @@ def test_hfmicro_data_prepare_fills_the_cache_that_the_recipe_loads(tmp_path):
     refused = subprocess.run(["hfmicro", "data", "prepare", "--dataset", corpus, "--max_seq_length", "1"], cwd=ROOT,
                              env=ENV, capture_output=True, text=True)
     assert refused.returncode == 2 and "max_seq_length" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_a_streamed_run_resumes_where_it_stood_without_replaying(tmp_path):
+    """--streaming on a local jsonl (the code path of Hub streaming): the checkpoint records the stream
+    position, the relaunch restarts the stream there and ends exactly like the uninterrupted run."""
+    from conftest import sample_texts
+
+    sentences = [s.strip() + "." for p in sample_texts(300_000) for s in p.split(". ") if len(s) > 20]
+    corpus = tmp_path / "sentences.jsonl"
+    corpus.write_text("".join(json.dumps({"text": s}) + "\n" for s in sentences))  # ~20 tokens a document
+    streamed = ["--dataset", str(corpus), "--streaming", "true", "--max_eval_samples", "32"]
+    reference = str(tmp_path / "reference")
+    run(command("mlm", reference, *streamed))
+    out = str(tmp_path / "killed")
+    code, _ = kill_after_checkpoint(command("mlm", out, *streamed), out, 30, delay=0.0)
+    assert code == -signal.SIGKILL
+    step = max(complete_checkpoints(out))
+    state = json.load(open(os.path.join(out, f"checkpoint-{step}", "stream_state.json")))
+    assert state["documents"] >= 1000, state  # restarted after whole tokenizer batches, not from the start
+    assert state["blocks"] + state["skip_blocks"] == step * 16  # 16 blocks a step
+    log = run(command("mlm", out, *streamed))
+    assert f"resuming the stream at document {state['documents']:,}" in log
+    assert "Skipping the first" not in log  # Trainer's replay of seen batches
+    assert_same_run(out, reference)

@@ -12,7 +12,9 @@ where they are used.
 
 from .arguments import DataArguments, parse_count
 from .cache import cache_root
-from .lm_datasets import DataSummary, lm_data_collator, load_lm_datasets, wait_for_prepared
+from .lm_datasets import (
+    DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets, wait_for_prepared,
+)
 from .packing import PackSummary
 from .report import DataError, ReadReport
 from .sources import iter_rows, iter_texts
@@ -25,6 +27,8 @@ __all__ = [
     "DataSummary",
     "PackSummary",
     "ReadReport",
+    "StreamState",
+    "StreamTracker",
     "cache_root",
     "corpus_stats",
     "iter_rows",

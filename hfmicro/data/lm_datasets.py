@@ -5,6 +5,7 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -13,7 +14,7 @@ from .arguments import DataArguments
 from .cache import (
     ENTRY_FILE, building_entry, cache_key, clear, entry_path, read_entry, tokenizer_fingerprint, write_entry_metadata,
 )
-from .packing import BlockFormat, PackSummary, block_format, pack_blocks
+from .packing import BlockFormat, Packer, PackSummary, block_format, pack_blocks
 from .report import DataError, ReadReport
 from .sources import iter_texts, source_fingerprint
 
@@ -118,13 +119,61 @@ def _build_split(args, tokenizer, fmt: BlockFormat, split: str, key: str, work: 
     return blocks
 
 
-def _streamed_blocks(dataset: str, split: str, kwargs: dict, tokenizer, fmt: BlockFormat) -> Iterator[dict]:
+@dataclass
+class StreamState:
+    """A position in a streamed train split: in pass `passes` over the source, its first `documents`
+    usable documents were read and the stream had made `blocks` blocks (counted over all passes), with
+    `carry` tokens waiting for the next block. `skip_blocks` more blocks are dropped when it restarts."""
+
+    passes: int = 0
+    documents: int = 0
+    blocks: int = 0
+    carry: list[int] = field(default_factory=list)
+    skip_blocks: int = 0
+
+
+class StreamTracker:
+    """Snapshots of a streamed train split, taken between tokenizer batches. The data loader runs
+    ahead of training, so the position of a checkpoint (the blocks its steps consumed) is the newest
+    snapshot at or before it, plus the blocks after it (`resume_state`). Restarting the stream there
+    reads the documents before it again but tokenises and packs none of them: no batch is replayed."""
+
+    def __init__(self, start: StreamState | None = None, keep: int = 4096):
+        self.start = start or StreamState()
+        self.snapshots: deque[StreamState] = deque(maxlen=keep)
+
+    def resume_state(self, consumed_blocks: int) -> StreamState | None:
+        for snapshot in reversed(self.snapshots):
+            if snapshot.blocks <= consumed_blocks:
+                return StreamState(snapshot.passes, snapshot.documents, snapshot.blocks, snapshot.carry,
+                                   consumed_blocks - snapshot.blocks)
+        return None
+
+
+def _streamed_blocks(dataset: str, split: str, kwargs: dict, tokenizer, fmt: BlockFormat,
+                     tracker: StreamTracker | None = None) -> Iterator[dict]:
+    start, passes = StreamState(), 0
+    if tracker is not None:  # each pass over the stream starts where the previous one ended
+        start, passes = tracker.start, tracker.start.passes
+        tracker.start = StreamState(passes=passes + 1)
     texts = iter_texts(dataset, split, **kwargs)
-    token_batches = (
-        packing.tokenize_batch(batch, tokenizer, fmt.separator_id) for batch in _batched(texts, packing.TOKENIZE_BATCH)
-    )
-    for rows in pack_blocks(token_batches, fmt, PackSummary()):
-        for row in rows.tolist():
+    if start.documents:
+        texts = itertools.islice(texts, start.documents, None)  # read again, but not tokenised
+    packer = Packer(fmt, PackSummary(), start.carry)
+    documents, blocks, skip = start.documents, start.blocks, start.skip_blocks
+    for batch in _batched(texts, packing.TOKENIZE_BATCH):
+        if tracker is not None:
+            tracker.snapshots.append(StreamState(passes, documents, blocks, packer.carry.tolist()))
+        rows = packer.add(packing.tokenize_batch(batch, tokenizer, fmt.separator_id))
+        documents += len(batch)
+        if rows is None:
+            continue
+        blocks += len(rows)
+        for row in rows[skip:].tolist():
+            yield {"input_ids": row}
+        skip = max(0, skip - len(rows))
+    if (rows := packer.finish()) is not None:
+        for row in rows[skip:].tolist():
             yield {"input_ids": row}
 
 
@@ -142,11 +191,13 @@ def cache_inputs(args: DataArguments, tokenizer, objective: str) -> dict:
     return inputs
 
 
-def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, summary: DataSummary | None = None):
+def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, summary: DataSummary | None = None,
+                     stream: StreamTracker | None = None):
     """Packed "train" and "validation" splits of `input_ids` blocks (plus `labels` with static masking).
 
     A DatasetDict read from the cache when the same inputs were prepared before; an
-    IterableDatasetDict (tokenised on the fly, not cached) with `streaming`.
+    IterableDatasetDict (tokenised on the fly, not cached) with `streaming`, whose train split starts at
+    `stream.start` and records its position into `stream`.
     """
     import datasets
 
@@ -162,7 +213,7 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
                 split: datasets.IterableDataset.from_generator(
                     _streamed_blocks, features=features,
                     gen_kwargs=dict(dataset=data_args.dataset, split=split, kwargs=_text_kwargs(data_args),
-                                    tokenizer=tokenizer, fmt=fmt),
+                                    tokenizer=tokenizer, fmt=fmt, tracker=stream if split == "train" else None),
                 )
                 for split in SPLITS
             }

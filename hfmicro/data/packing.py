@@ -58,33 +58,52 @@ def tokenize_batch(texts: list[str], tokenizer, separator_id: int) -> list[list[
     return [ids + [separator_id] for ids in encoded["input_ids"]]
 
 
+class Packer:
+    """The packing state of one split: `add` a batch of tokenised documents, get the blocks it completes;
+    `carry` holds the stream tokens waiting for the next block. A streamed run saves (documents read,
+    blocks made, carry) to resume the stream where a checkpoint left it."""
+
+    def __init__(self, fmt: BlockFormat, summary: PackSummary, carry=()):
+        self.fmt, self.summary = fmt, summary
+        self.body = fmt.block_size - (fmt.prefix_id is not None)
+        self.carry = np.asarray(carry, dtype=np.int64)
+
+    def _with_prefix(self, rows: np.ndarray) -> np.ndarray:
+        self.summary.blocks += len(rows)
+        if self.fmt.prefix_id is None:
+            return rows
+        return np.hstack([np.full((len(rows), 1), self.fmt.prefix_id), rows])
+
+    def add(self, batch: list[list[int]]) -> np.ndarray | None:
+        """The (n_blocks, block_size) blocks completed by this batch, or None."""
+        if not batch:
+            return None
+        self.summary.documents += len(batch)
+        stream = np.concatenate([self.carry, *map(np.asarray, batch)])
+        self.summary.tokens += len(stream) - len(self.carry)
+        n_full = len(stream) // self.body
+        self.carry = stream[n_full * self.body :]
+        return self._with_prefix(stream[: n_full * self.body].reshape(n_full, self.body)) if n_full else None
+
+    def finish(self) -> np.ndarray | None:
+        """The kept partial block as a (1, shorter) array, or None (its tokens counted as dropped)."""
+        if len(self.carry) and self.fmt.keep_partial_block:
+            return self._with_prefix(self.carry[None, :])
+        self.summary.dropped_tokens = len(self.carry)
+        return None
+
+
 def pack_blocks(
     token_batches: Iterable[list[list[int]]], fmt: BlockFormat, summary: PackSummary
 ) -> Iterator[np.ndarray]:
     """Blocks from batches of tokenised documents, in order: one (n_blocks, block_size) array per
     batch; a kept partial block comes last, as a (1, shorter) array."""
-    has_prefix = fmt.prefix_id is not None
-    body = fmt.block_size - has_prefix
-    carry = np.empty(0, dtype=np.int64)
-
-    def with_prefix(rows: np.ndarray) -> np.ndarray:
-        summary.blocks += len(rows)
-        return np.hstack([np.full((len(rows), 1), fmt.prefix_id), rows]) if has_prefix else rows
-
+    packer = Packer(fmt, summary)
     for batch in token_batches:
-        if not batch:
-            continue
-        summary.documents += len(batch)
-        stream = np.concatenate([carry, *map(np.asarray, batch)])
-        summary.tokens += len(stream) - len(carry)
-        n_full = len(stream) // body
-        carry = stream[n_full * body :]
-        if n_full:
-            yield with_prefix(stream[: n_full * body].reshape(n_full, body))
-    if len(carry) and fmt.keep_partial_block:
-        yield with_prefix(carry[None, :])
-    else:
-        summary.dropped_tokens = len(carry)
+        if (rows := packer.add(batch)) is not None:
+            yield rows
+    if (rows := packer.finish()) is not None:
+        yield rows
 
 
 def mask_batch(batch: dict, indices: list[int], collator, special_ids: list[int], seed: int) -> dict:

@@ -14,12 +14,15 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from transformers import Trainer
 
-from ..data import DataArguments, DataError, DataSummary, lm_data_collator, load_lm_datasets, wait_for_prepared
+from ..data import (
+    DataArguments, DataError, DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets,
+    wait_for_prepared,
+)
 from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
 from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
@@ -30,6 +33,7 @@ from .checkpoints import (
 from .hardware import Hardware, auto_batch_size, detect_hardware
 
 EXIT_USAGE, EXIT_NONFINITE = 2, 3
+STREAM_STATE = "stream_state.json"  # in each checkpoint of a streamed run: where its train stream stands
 
 DEFAULT_PRESET = {"mlm": "microbert-toy", "clm": "microgpt-toy"}
 
@@ -75,11 +79,21 @@ class PretrainingTrainer(Trainer):
     loss) is NaN/Inf never reaches the optimizer. It is skipped while `max_nonfinite_steps` allows,
     otherwise training stops with NonFiniteError naming the step and the last good checkpoint."""
 
-    def __init__(self, *args, max_nonfinite_steps: int = 0, **kwargs):
+    def __init__(self, *args, max_nonfinite_steps: int = 0, stream: StreamTracker | None = None,
+                 blocks_per_step: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_nonfinite_steps = max_nonfinite_steps
         self.nonfinite_steps = 0
         self._step_loss = 0.0
+        self.stream, self.blocks_per_step = stream, blocks_per_step
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        super()._save_rng_state(output_dir)
+        # written before trainer_state.json, so a complete checkpoint always has it
+        if self.stream is not None and self.args.should_save:
+            position = self.stream.resume_state(self.state.global_step * self.blocks_per_step)
+            if position is not None:
+                write_json_atomic(os.path.join(output_dir, STREAM_STATE), asdict(position))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -245,7 +259,9 @@ def _setup(objective: str, model_args, data_args, args, argv):
             hardware, model.num_parameters(), config.hidden_size, config.num_hidden_layers,
             data_args.max_seq_length, config.vocab_size, "fp32" if not (args.bf16 or args.fp16) else "bf16")
 
-    splits = _load_splits(data_args, tokenizer, objective, args)
+    resume = None if args.force_fresh else latest_complete_checkpoint(args.output_dir)
+    stream = _stream_tracker(resume, args) if data_args.streaming else None
+    splits = _load_splits(data_args, tokenizer, objective, args, stream)
     eval_dataset = splits["validation"]
     if data_args.streaming:
         eval_dataset = eval_dataset.take(args.max_eval_samples or 2000)
@@ -287,14 +303,34 @@ def _setup(objective: str, model_args, data_args, args, argv):
         preprocess_logits_for_metrics=preprocess,
         callbacks=callbacks,
         max_nonfinite_steps=args.max_nonfinite_steps,
+        stream=stream,
+        blocks_per_step=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
     )
     plan = RunPlan(objective=objective, model_args=model_args, data_args=data_args, hardware=hardware,
                    precision=precision, tokens_per_step=tokens_per_step, total_steps=_total_steps(trainer, data_args),
-                   resume=None if args.force_fresh else latest_complete_checkpoint(args.output_dir), argv=argv)
+                   resume=resume, argv=argv)
     return trainer, tokenizer, plan
 
 
-def _load_splits(data_args, tokenizer, objective: str, args):
+def _stream_tracker(resume: str | None, args) -> StreamTracker:
+    """For a streamed run: start the train stream where the checkpoint left it (no batch is replayed:
+    Trainer's own data skip is turned off), or at the beginning."""
+    import json
+
+    path = os.path.join(resume, STREAM_STATE) if resume else None
+    if path is None or not os.path.exists(path):
+        return StreamTracker()  # an older checkpoint: Trainer replays the stream up to it
+    with open(path, encoding="utf-8") as f:
+        start = StreamState(**json.load(f))
+    args.ignore_data_skip = True
+    if args.should_log:
+        print(f"[hfmicro] resuming the stream at document {start.documents:,} of pass {start.passes + 1} "
+              f"(block {start.blocks + start.skip_blocks:,}): earlier documents are skipped unread by the "
+              "tokenizer, no batch is replayed", flush=True)
+    return StreamTracker(start)
+
+
+def _load_splits(data_args, tokenizer, objective: str, args, stream: StreamTracker | None = None):
     """The local main process tokenises, packs and caches; the other local processes wait for the cache
     entry on the file system (not in a collective, which would time out on a corpus that takes longer
     than --ddp_timeout to prepare), then load it. `hfmicro data prepare` prepares ahead of a launch."""
@@ -304,7 +340,7 @@ def _load_splits(data_args, tokenizer, objective: str, args):
         wait_for_prepared(data_args, tokenizer, objective)
         data_args = replace(data_args, overwrite_cache=False)
     summary = DataSummary()
-    splits = load_lm_datasets(data_args, tokenizer, objective, summary=summary)
+    splits = load_lm_datasets(data_args, tokenizer, objective, summary=summary, stream=stream)
     if args.should_log:
         print(f"[hfmicro] {summary.line()}", flush=True)
     return splits
