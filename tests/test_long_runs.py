@@ -358,3 +358,36 @@ def test_a_streamed_run_resumes_where_it_stood_without_replaying(tmp_path):
     assert f"resuming the stream at document {state['documents']:,}" in log
     assert "Skipping the first" not in log  # Trainer's replay of seen batches
     assert_same_run(out, reference)
+
+
+def test_the_final_save_gathers_full_weights_under_sharded_fsdp(tmp_path, monkeypatch):
+    """FSDP2 does not run on CPU ranks here (accelerate turns it off with use_cpu), so this checks our
+    branch with a stand-in: under SHARDED_STATE_DICT Trainer's save_model writes nothing at all; ours
+    gathers the full state dict (accelerate's get_state_dict) and writes safetensors."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from hfmicro.presets import build_model, preset_config
+    from hfmicro.training.arguments import PretrainingArguments
+    from hfmicro.training.run import PretrainingTrainer
+
+    model = build_model(preset_config("microbert-toy", vocab_size=8000))
+    tokenizer = AutoTokenizer.from_pretrained(os.path.join(ROOT, "tokenizers", "microbert-8k"))
+    trainer = PretrainingTrainer(model=model, args=PretrainingArguments(output_dir=str(tmp_path), report_to=[], eval_strategy="no",
+                                                                               load_best_model_at_end=False),
+                                 processing_class=tokenizer)
+    sharded = SimpleNamespace(state_dict_type="StateDictType.SHARDED_STATE_DICT")
+    monkeypatch.setattr(trainer, "is_fsdp_enabled", True)
+    monkeypatch.setattr(type(trainer.accelerator.state), "fsdp_plugin", sharded, raising=False)
+    gathered = []
+    monkeypatch.setattr(trainer.accelerator, "get_state_dict",
+                        lambda m: gathered.append(m) or {k: v.clone() for k, v in m.state_dict().items()})
+    trainer.save_model(str(tmp_path / "stock"), _internal_call=True)
+    assert not os.path.exists(tmp_path / "stock" / "model.safetensors")  # what Trainer alone would leave
+    trainer.save_full_model(str(tmp_path / "final"))
+    assert gathered
+    weights = load_file(tmp_path / "final" / "model.safetensors")
+    assert os.path.exists(tmp_path / "final" / "tokenizer.json")
+    state = model.state_dict()
+    assert all(torch.equal(weights[k], state[k]) for k in weights)

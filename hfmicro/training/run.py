@@ -132,6 +132,27 @@ class PretrainingTrainer(Trainer):
             print(f"[hfmicro] step {step}: non-finite {what} ({value}), step skipped "
                   f"({self.nonfinite_steps} of at most {self.max_nonfinite_steps})", flush=True)
 
+    def save_full_model(self, output_dir: str) -> None:
+        """save_model with full safetensors weights in every case: under FSDP's SHARDED_STATE_DICT,
+        Trainer's save_model writes nothing (checkpoints keep their shards); gather them here instead."""
+        plugin = self.accelerator.state.fsdp_plugin if self.is_fsdp_enabled else None
+        if plugin is not None and "FULL_STATE_DICT" not in str(plugin.state_dict_type):
+            state_dict = self.accelerator.get_state_dict(self.model)  # collective; full tensors on process 0
+            self._save(output_dir, state_dict=state_dict)
+        else:
+            self.save_model(output_dir, _internal_call=True)
+
+    def nonfinite_weights(self) -> list[str]:
+        """Names of parameters holding NaN/Inf (this process's shards under FSDP), agreed over ranks."""
+        bad = [name for name, p in self.model.named_parameters()
+               if not torch.isfinite(p.to_local() if hasattr(p, "to_local") else p).all()]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([len(bad)], device=self.args.device)
+            torch.distributed.all_reduce(flag)
+            if flag.item() and not bad:
+                bad = ["(on another process)"]
+        return bad
+
     def log(self, logs, *args, **kwargs):
         if self.nonfinite_steps and "loss" in logs:
             logs["nonfinite_steps_skipped"] = self.nonfinite_steps
@@ -448,13 +469,13 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
     trainer.log_metrics("eval", metrics)
     model = trainer.model
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    bad = trainer.nonfinite_weights()
     if bad:
         raise NonFiniteError(f"the final model has non-finite weights ({bad[0]}, {len(bad)} tensors): not saved")
     staging = staging_dir(args.output_dir, reset=trainer.is_world_process_zero())
     if args.world_size > 1:
         torch.distributed.barrier()  # the staging folder exists before any rank writes into it
-    trainer.save_model(staging, _internal_call=True)  # a collective call under FSDP; writes on process 0 only
+    trainer.save_full_model(staging)  # a collective call under FSDP; writes on process 0 only
     if not trainer.is_world_process_zero():
         return
 
