@@ -3,6 +3,7 @@ accelerate configs load with accelerate's own loader."""
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -103,3 +104,69 @@ def test_accelerate_configs_load_and_match_their_hardware(path):
         assert config.num_machines == 2 and config.main_process_ip
     if "fsdp" in name:
         assert config.distributed_type == "FSDP" and config.fsdp_config["fsdp_version"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--learning_rate=-1e-3"], "learning_rate"),
+        (["--learning_rate", "0"], "learning_rate"),
+        (["--per_device_train_batch_size", "0"], "per_device_train_batch_size"),
+        (["--per_device_eval_batch_size", "-2"], "per_device_eval_batch_size"),
+        (["--gradient_accumulation_steps", "0"], "gradient_accumulation_steps"),
+        (["--max_steps", "0"], "max_steps"),
+        (["--num_train_epochs", "0"], "num_train_epochs"),
+        (["--save_steps", "0"], "save_steps"),
+        (["--warmup_steps", "-1"], "warmup_steps"),
+        (["--bf16", "true"], "precision"),  # was silently turned off by --precision auto
+        (["--fp16", "true", "--precision", "fp32"], "precision"),
+        (["--config", os.path.join(ROOT, "recipes", "microgpt-debug.yaml")], "--config"),  # a second one
+    ],
+)
+def test_invalid_training_options_are_refused_before_any_work(tmp_path, argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_recipe(["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
+                      "--output_dir", str(tmp_path / "out"), *argv])
+
+
+@pytest.fixture(scope="module")
+def trained_mlm(tmp_path_factory):
+    """A 2-step MicroBERT run: an output_dir with a checkpoint."""
+    from hfmicro.training.run import pretrain
+
+    out = tmp_path_factory.mktemp("trained") / "out"
+    assert pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", str(out),
+                            "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2", "--eval_on_start", "false"]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "objective,recipe,extra,word",
+    [
+        ("clm", "microgpt-debug.yaml", [], "model_type"),  # the CLM recipe into an MLM run's folder
+        ("mlm", "microbert-debug.yaml", ["--hidden_size", "64"], "hidden_size"),
+        ("mlm", "microbert-debug.yaml", ["--tokenizer", "OTHER"], "tokenizer"),
+    ],
+)
+def test_an_output_dir_of_another_model_or_tokenizer_is_refused(trained_mlm, tmp_path, capsys, objective, recipe,
+                                                               extra, word):
+    from hfmicro.training.run import pretrain
+
+    out = tmp_path / "out"
+    shutil.copytree(trained_mlm, out)
+    if "OTHER" in extra:
+        other = str(tmp_path / "other-tokenizer")
+        subprocess.run([sys.executable, os.path.join(ROOT, "tokenizers", "train_bpe.py"), "--dataset", "builtin",
+                        "--vocab_size", "6000", "--model_type", "bert", "--output_dir", other], check=True,
+                       capture_output=True, timeout=300)
+        extra = ["--tokenizer", other]
+    capsys.readouterr()
+    code = pretrain(objective, ["--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", str(out),
+                                "--max_steps", "4", *extra])
+    captured = capsys.readouterr()
+    assert code == 2
+    line = captured.err.strip().splitlines()[-1]
+    assert word in line and "--force_fresh" in line, line
+    assert "[hfmicro] data " not in captured.out  # refused before any data was read
+    assert pretrain(objective, ["--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", str(out),
+                                "--max_steps", "1", "--eval_on_start", "false", "--force_fresh", "true", *extra]) == 0

@@ -122,12 +122,17 @@ class PretrainingArguments(TrainingArguments):
 
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        self._check_values()
         if self.max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
         if self.early_stopping_patience < 0:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if self.lr_scheduler_type == "cosine_with_min_lr" and not self.lr_scheduler_kwargs:
             self.lr_scheduler_kwargs = {"min_lr_rate": self.min_lr_ratio}
+        if (self.bf16 or self.fp16) and self.precision != ("bf16" if self.bf16 else "fp16"):
+            flag = "bf16" if self.bf16 else "fp16"
+            raise ValueError(f"precision: --{flag} conflicts with --precision {self.precision}; say it once, with "
+                             f"--precision {flag} (auto picks bf16, fp16 or fp32 from the hardware)")
         hardware = detect_hardware(self.use_cpu)
         # on a machine without GPUs say so explicitly: transformers then sets up CPU DDP (gloo) when
         # launched with several processes, and allows bf16 autocast on CPU
@@ -137,6 +142,20 @@ class PretrainingArguments(TrainingArguments):
         precision = resolve_precision(self.precision, hardware)
         self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
         super().__post_init__()
+
+    def _check_values(self) -> None:
+        """Values Trainer would only trip over later (in AdamW, the banner or the scheduler)."""
+        positive = ("learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
+                    "gradient_accumulation_steps", "num_train_epochs", "save_steps", "eval_steps", "logging_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be > 0 (or -1: train for num_train_epochs), got {self.max_steps}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0 (steps, or a fraction of training below 1), got "
+                             f"{self.warmup_steps}")
 
 
 def _init_cpu_process_group(timeout_seconds: int) -> None:
@@ -165,6 +184,8 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
     known = _known_keys(parser)
 
     config_path = None
+    if argv.count("--config") > 1:
+        raise ValueError("--config is given twice; give one recipe and override its fields with flags")
     if "--config" in argv:
         i = argv.index("--config")
         if i + 1 >= len(argv):

@@ -177,3 +177,37 @@ class RunLock:
             except FileNotFoundError:
                 pass
             self.held = False
+
+
+# config fields that may differ between launches of one run (bookkeeping, token ids Trainer rewrites,
+# regularisation a user may change on resume)
+_RESUMABLE_DIFFERENCES = {"transformers_version", "_name_or_path", "architectures", "auto_map", "dtype",
+                          "torch_dtype", "pad_token_id", "bos_token_id", "eos_token_id", "use_cache"}
+
+
+def check_resumable(checkpoint: str, config, tokenizer) -> None:
+    """Refuse (ValueError naming what differs) to resume a checkpoint of another model or tokenizer,
+    before any data is read: it would otherwise fail deep inside load_state_dict or the optimizer."""
+    from transformers import AutoTokenizer
+
+    from ..data.cache import tokenizer_fingerprint
+
+    advice = "resume with the options it was started with, start over with --force_fresh, or choose another --output_dir"
+    with open(os.path.join(checkpoint, "config.json"), encoding="utf-8") as f:
+        theirs = json.load(f)
+    ours = json.loads(config.to_json_string(use_diff=False))
+    if theirs.get("model_type") != ours["model_type"]:
+        raise ValueError(f"output_dir: {checkpoint} holds a {theirs.get('model_type')} model, this recipe trains "
+                         f"{ours['model_type']} (model_type); {advice}")
+    try:
+        theirs_tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    except (OSError, ValueError):
+        theirs_tokenizer = None  # a checkpoint saved without its tokenizer: nothing to compare
+    if theirs_tokenizer is not None and tokenizer_fingerprint(theirs_tokenizer) != tokenizer_fingerprint(tokenizer):
+        raise ValueError(f"tokenizer: {checkpoint} was trained with another tokenizer ({len(theirs_tokenizer):,} "
+                         f"tokens there, {len(tokenizer):,} here); {advice}")
+    differing = [k for k in sorted(ours) if k in theirs and ours[k] != theirs[k]
+                 and k not in _RESUMABLE_DIFFERENCES and "dropout" not in k]
+    if differing:
+        details = ", ".join(f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differing[:3])
+        raise ValueError(f"output_dir: {checkpoint} holds another model ({details}); {advice}")

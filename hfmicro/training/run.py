@@ -27,8 +27,8 @@ from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
 from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
 from .checkpoints import (
-    RunLock, RunLockedError, final_step, latest_complete_checkpoint, publish, staging_dir, trainer_state,
-    write_json_atomic,
+    RunLock, RunLockedError, check_resumable, final_step, latest_complete_checkpoint, publish, staging_dir,
+    trainer_state, write_json_atomic,
 )
 from .hardware import Hardware, auto_batch_size, detect_hardware
 
@@ -275,12 +275,17 @@ def _setup(objective: str, model_args, data_args, args, argv):
     config = _model_config(model_args, data_args, tokenizer, objective)
     model = build_model(config)
     hardware = detect_hardware(args.use_cpu)
-    if args.auto_batch_size:
+    if args.auto_batch_size and hardware.device != "cuda":
+        print(f"[hfmicro] auto_batch_size does nothing without a GPU: keeping per_device_train_batch_size="
+              f"{args.per_device_train_batch_size}", flush=True)
+    elif args.auto_batch_size:
         args.per_device_train_batch_size = auto_batch_size(
             hardware, model.num_parameters(), config.hidden_size, config.num_hidden_layers,
             data_args.max_seq_length, config.vocab_size, "fp32" if not (args.bf16 or args.fp16) else "bf16")
 
     resume = None if args.force_fresh else latest_complete_checkpoint(args.output_dir)
+    if resume:
+        check_resumable(resume, config, tokenizer)
     stream = _stream_tracker(resume, args) if data_args.streaming else None
     splits = _load_splits(data_args, tokenizer, objective, args, stream)
     eval_dataset = splits["validation"]
@@ -346,8 +351,8 @@ def _stream_tracker(resume: str | None, args) -> StreamTracker:
     args.ignore_data_skip = True
     if args.should_log:
         print(f"[hfmicro] resuming the stream at document {start.documents:,} of pass {start.passes + 1} "
-              f"(block {start.blocks + start.skip_blocks:,}): earlier documents are skipped unread by the "
-              "tokenizer, no batch is replayed", flush=True)
+              f"(block {start.blocks + start.skip_blocks:,}): the documents before it are read but not "
+              "tokenised; no batch is replayed", flush=True)
     return StreamTracker(start)
 
 
