@@ -388,3 +388,4 @@ def test_the_final_save_gathers_full_weights_under_sharded_fsdp(tmp_path, monkey
     assert os.path.exists(tmp_path / "final" / "tokenizer.json")
     state = model.state_dict()
     assert all(torch.equal(weights[k], state[k]) for k in weights)
+

@@ -2,7 +2,9 @@
 accelerate configs load with accelerate's own loader."""
 
 import glob
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,3 +172,31 @@ def test_an_output_dir_of_another_model_or_tokenizer_is_refused(trained_mlm, tmp
     assert "[hfmicro] data " not in captured.out  # refused before any data was read
     assert pretrain(objective, ["--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", str(out),
                                 "--max_steps", "1", "--eval_on_start", "false", "--force_fresh", "true", *extra]) == 0
+
+
+def test_a_one_sentence_per_line_txt_trains_with_a_real_validation_split(tmp_path, capsys):
+    """The most common plain corpus: one sentence per line, no blank lines. It used to be read as one
+    document, so the validation split was empty and the run stopped."""
+    from conftest import sample_texts
+
+    from hfmicro.training.run import pretrain
+
+    sentences = [s.strip() + "." for p in sample_texts(200_000) for s in p.split(". ") if len(s) > 20]
+    corpus = tmp_path / "verses.txt"
+    corpus.write_text("\n".join(sentences) + "\n")
+    out = str(tmp_path / "run")
+    assert pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", out,
+                            "--dataset", str(corpus), "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2",
+                            "--eval_on_start", "false"]) == 0
+    captured = capsys.readouterr()
+    assert "no blank lines, so one document per line" in captured.err
+    summary = next(line for line in captured.out.splitlines() if line.startswith("[hfmicro] data "))
+    train_docs, validation_docs = (int(re.search(rf"{split} ([\d,]+) docs", summary).group(1).replace(",", ""))
+                                   for split in ("train", "validation"))
+    assert train_docs + validation_docs == len(sentences) and validation_docs > 0.02 * len(sentences)
+    tokenizer = tmp_path / "tokenizer"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tokenizers", "train_bpe.py"), "--dataset", str(corpus),
+                    "--vocab_size", "2000", "--model_type", "bert", "--output_dir", str(tokenizer)], check=True,
+                   capture_output=True, timeout=300)
+    report = json.load(open(tokenizer / "training_report.json"))
+    assert report["docs_seen"] == train_docs and report["fertility"]["docs"] == validation_docs

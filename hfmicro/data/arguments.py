@@ -39,8 +39,9 @@ class DataArguments:
     )
     text_column: str = field(default="text", metadata={"help": "Column (JSON field) that holds the document text."})
     txt_mode: str = field(
-        default="paragraph",
-        metadata={"help": "How .txt files split into documents: 'paragraph' (blank-line separated) or 'line'."},
+        default="auto",
+        metadata={"help": "How .txt files split into documents: 'paragraph' (blank-line separated), 'line' (one per "
+                          "line) or 'auto' (line when the file has no blank lines, else paragraph)."},
     )
     streaming: bool = field(
         default=False,

@@ -15,6 +15,7 @@ import gzip
 import io
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,7 +23,9 @@ from .report import DataError
 
 FORMATS = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open}
-TXT_MODES = ("paragraph", "line")
+TXT_MODES = ("auto", "paragraph", "line")
+AUTO_SAMPLE_LINES = 10_000  # lines looked at to decide how an auto-mode .txt file splits into documents
+_noted: set[str] = set()  # files whose auto-mode choice was already reported
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,30 @@ def _lines(path: str, compression: str) -> Iterator[tuple[int, str | None, str]]
             yield number, text, problem
 
 
+def _detect_txt_mode(path: str, compression: str) -> str:
+    """'line' for a file whose first lines hold no blank line (one sentence or record per line, the most
+    common plain corpus), else 'paragraph' (blank-line separated). Reported once per file."""
+    blank = non_blank = 0
+    for number, text, _ in _lines(path, compression):
+        if text is None:
+            continue  # a bad line says nothing about the layout
+        if not text.strip():
+            blank += 1
+        else:
+            non_blank += 1
+        if number >= AUTO_SAMPLE_LINES or blank:
+            break
+    mode = "line" if non_blank > 1 and not blank else "paragraph"
+    if mode == "line" and path not in _noted:
+        _noted.add(path)
+        print(f"[hfmicro] {path}: no blank lines, so one document per line (--txt_mode paragraph reads "
+              "blank-line separated paragraphs)", file=sys.stderr, flush=True)
+    return mode
+
+
 def _read_txt(path: str, compression: str, txt_mode: str) -> Iterator[Row]:
+    if txt_mode == "auto":
+        txt_mode = _detect_txt_mode(path, compression)
     if txt_mode == "line":
         for number, text, problem in _lines(path, compression):
             yield Row(f"{path}:{number}", text, problem)
@@ -218,7 +244,7 @@ def _read_parquet(path: str, text_column: str) -> Iterator[Row]:
                 yield Row(f"{path}:row {index}", None, f"{text_column!r} is {type(value).__name__}, not a string")
 
 
-def read_file(path: str, *, text_column: str = "text", txt_mode: str = "paragraph") -> Iterator[Row]:
+def read_file(path: str, *, text_column: str = "text", txt_mode: str = "auto") -> Iterator[Row]:
     """Every row of one corpus file, good or bad, in file order."""
     fmt, compression = file_format(path)
     if fmt == ".txt":

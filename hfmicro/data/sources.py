@@ -82,7 +82,7 @@ def iter_rows(
     text_column: str = "text",
     streaming: bool = True,
     validation_split_percentage: float = 5.0,
-    txt_mode: str = "paragraph",
+    txt_mode: str = "auto",
 ) -> Iterator[Row]:
     """Rows of one split, bad and empty ones included (each with its location)."""
     if split not in SPLITS:
@@ -122,7 +122,7 @@ def iter_texts(
     max_documents: int | None = None,
     streaming: bool = True,
     validation_split_percentage: float = 5.0,
-    txt_mode: str = "paragraph",
+    txt_mode: str = "auto",
     report: ReadReport | None = None,
 ) -> Iterator[str]:
     """Usable documents of one split as strings, streamed (a 50 GB corpus is never held in memory).

@@ -27,7 +27,7 @@ def corpus_stats(
     *,
     dataset_config: str | None = None,
     text_column: str = "text",
-    txt_mode: str = "paragraph",
+    txt_mode: str = "auto",
     tokenizer=None,
 ) -> CorpusStats:
     """Counts over the whole source (train and validation), streamed; duplicates found by content hash."""
@@ -132,8 +132,9 @@ def register(subparsers) -> None:
     stats.add_argument("--dataset_config", default=None, help="Hub dataset configuration, e.g. wikitext-103-raw-v1")
     stats.add_argument("--text_column", default="text", help="column (JSON field) holding the text (default: text)")
     stats.add_argument(
-        "--txt_mode", default="paragraph", choices=TXT_MODES,
-        help=".txt documents: blank-line separated paragraphs (default) or single lines",
+        "--txt_mode", default="auto", choices=TXT_MODES,
+        help=".txt documents: single lines when the file has no blank lines, else blank-line separated paragraphs "
+        "(auto, the default), or always paragraph / line",
     )
     stats.add_argument("--tokenizer", default=None, help="tokenizer folder, to count tokens")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
