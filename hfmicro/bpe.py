@@ -329,6 +329,7 @@ def _command_line() -> str:
 def run(args: argparse.Namespace) -> int:
     """Handler of `train-bpe`: read the corpus through hfmicro.data, train, save, print the report."""
     from hfmicro.data import DataError, ReadReport, iter_texts
+    from hfmicro.data.report import print_error
 
     source = {"dataset_config": args.dataset_config, "text_column": args.text_column}
     read = ReadReport()
@@ -352,8 +353,7 @@ def run(args: argparse.Namespace) -> int:
             extra_report={"dataset": args.dataset, **source, "command": _command_line()},
         )
     except (BpeError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return print_error(e)
     print(format_report(report))
     print(f"reading: {read.describe_bad_rows()}, {read.empty_documents} empty documents")
     print(f"saved to {args.output_dir}")

@@ -57,10 +57,10 @@ def test_stats_table_shows_bad_row_locations(crafted, capsys):
     assert "duplicate_documents  2" in out and f"bad row  {crafted}:5: invalid UTF-8" in out
 
 
-def test_unusable_file_exits_1_with_one_line_and_no_traceback(tmp_path, capsys):
+def test_unusable_file_exits_2_with_one_line_and_no_traceback(tmp_path, capsys):
     binary = tmp_path / "image.txt"
     binary.write_bytes(bytes(range(256)) * 100)
-    assert main(["data", "stats", "--dataset", str(binary)]) == 1
+    assert main(["data", "stats", "--dataset", str(binary)]) == 2  # a data error, like every usage error
     captured = capsys.readouterr()
     assert captured.err.startswith("hfmicro: error: ") and str(binary) in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
@@ -79,7 +79,7 @@ def test_cache_info_usage_and_clear(tmp_path, capsys, gpt_tokenizer):
     assert main(["cache", "usage"]) == 0
     assert capsys.readouterr().out.startswith("3 entries, ")
 
-    assert main(["cache", "clear", "nosuchkey"]) == 1
+    assert main(["cache", "clear", "nosuchkey"]) == 2  # a usage error, like every other
     assert main(["cache", "clear"]) == 0
     assert "removed 3 entries" in capsys.readouterr().out
     assert main(["cache", "usage"]) == 0

@@ -171,7 +171,7 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_step(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 3, result.stderr[-3000:]
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("error: non-finite gradient norm") and "at step" in message
+    assert message.startswith("hfmicro: error: non-finite gradient norm") and "at step" in message
     assert "last good checkpoint" in message
     assert not os.path.exists(os.path.join(out, "model.safetensors"))
     assert not os.path.exists(os.path.join(out, "eval_results.json"))

@@ -85,6 +85,7 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path):
         assert result.returncode == 2, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
         assert word in result.stderr.strip().splitlines()[-1]
+        assert result.stderr.strip().splitlines()[-1].startswith("hfmicro: error: ")  # the one form everywhere
         assert not os.path.exists(out / "model.safetensors")
 
 

@@ -219,7 +219,7 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path, bad_inputs,
                  "--output_dir", str(tmp_path / "out"), *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
-    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0]
+    assert len(err) == 1 and err[0].startswith("hfmicro: error: ") and expected in err[0]
     assert sorted(os.listdir(tmp_path)) == before  # no output dir, no leftover temp dir
 
 
@@ -248,7 +248,7 @@ def test_bad_cli_input_exits_nonzero_without_traceback(tmp_path):
         cwd=REPO, env=_repo_env(), capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("hfmicro: error: ") and len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

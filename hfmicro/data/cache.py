@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,8 +127,9 @@ def _cache_command(args) -> int:
         removed = clear(args.keys)
         if args.keys and len(removed) < len(args.keys):
             missing = sorted(set(args.keys) - {e.key for e in removed})
-            print(f"hfmicro: no cache entry {', '.join(missing)} (see `hfmicro cache info`)", file=sys.stderr)
-            return 1
+            from .report import print_error
+
+            return print_error(f"no cache entry {', '.join(missing)} (see `hfmicro cache info`)")
         print(f"removed {len(removed)} entries ({sum(e.bytes for e in removed) / 1e6:.1f} MB) from {packed_dir()}")
         return 0
     entries = list_entries()

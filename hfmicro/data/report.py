@@ -33,17 +33,27 @@ class ReadReport:
         return f"skipped {self.bad_rows} bad rows ({'; '.join(self.bad_row_examples)}{more})"
 
 
-def exit_on_data_error(handler):
-    """For CLI handlers: a DataError becomes one line on stderr and exit code 1, not a traceback."""
-    import functools
+EXIT_USAGE = 2  # a bad option, input or data: nothing was done
+
+
+def print_error(err) -> int:
+    """The one way every entry point (recipes, train_bpe.py, each `hfmicro` verb) reports a bad option,
+    input or data: `hfmicro: error: ...` as one line on stderr. Returns the exit code, 2."""
     import sys
+
+    print(f"hfmicro: error: {err}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def exit_on_data_error(handler):
+    """For CLI handlers: a DataError becomes one `hfmicro: error:` line and exit code 2, not a traceback."""
+    import functools
 
     @functools.wraps(handler)
     def wrapped(args) -> int:
         try:
             return handler(args)
         except DataError as err:
-            print(f"hfmicro: error: {err}", file=sys.stderr)
-            return 1
+            return print_error(err)
 
     return wrapped

@@ -3,11 +3,10 @@
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 
 from .packing import TOKENIZE_BATCH
-from .report import DataError, ReadReport, exit_on_data_error
+from .report import DataError, ReadReport, exit_on_data_error, print_error
 from .sources import iter_rows
 
 
@@ -98,12 +97,9 @@ def _prepare_command(args) -> int:
     try:
         data_args = DataArguments(**{f.name: getattr(args, f.name) for f in fields(DataArguments)})
     except ValueError as err:
-        print(f"hfmicro: error: {err}", file=sys.stderr)
-        return 2
+        return print_error(err)
     if data_args.streaming:
-        print("hfmicro: error: streaming: a streamed corpus is read while training; there is nothing to prepare",
-              file=sys.stderr)
-        return 2
+        return print_error("streaming: a streamed corpus is read while training; there is nothing to prepare")
     from transformers import AutoTokenizer
 
     path = args.tokenizer or SHIPPED_TOKENIZERS[args.objective]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from transformers import Trainer
 
+from ..data.report import print_error
 from ..data import (
     DataArguments, DataError, DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets,
     wait_for_prepared,
@@ -32,7 +33,7 @@ from .checkpoints import (
 )
 from .hardware import Hardware, auto_batch_size, detect_hardware
 
-EXIT_USAGE, EXIT_NONFINITE = 2, 3
+EXIT_NONFINITE = 3
 STREAM_STATE = "stream_state.json"  # in each checkpoint of a streamed run: where its train stream stands
 
 DEFAULT_PRESET = {"mlm": "microbert-toy", "clm": "microgpt-toy"}
@@ -234,8 +235,7 @@ def pretrain(objective: str, argv: list[str] | None = None) -> int:
         )
         _check_options(data_args, args)
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return print_error(err)
     lock = RunLock(args.output_dir)
     try:
         if args.process_index == 0:
@@ -245,13 +245,12 @@ def pretrain(objective: str, argv: list[str] | None = None) -> int:
         setup = _setup(objective, model_args, data_args, args, argv)
     except (ValueError, DataError, RunLockedError) as err:
         lock.release()
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return print_error(err)
     try:
         return _run(*setup)
     except NonFiniteError as err:
         if args.process_index == 0:
-            print(f"error: {err}", file=sys.stderr)
+            print_error(err)
         return EXIT_NONFINITE
     finally:
         lock.release()
