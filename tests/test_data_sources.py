@@ -236,3 +236,18 @@ def test_data_arguments_validate_and_parse():
     ]:
         with pytest.raises(ValueError, match=field_name):
             DataArguments(**kwargs)
+
+
+def test_an_empty_or_broken_file_in_a_folder_is_skipped_with_a_note(tmp_path, capsys):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "first good document"}\n{"text": "second good document"}\n')
+    (folder / "b.txt").write_text("")  # empty
+    (folder / "c.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00broken")  # truncated gzip
+    texts = list(iter_texts(str(folder), "all"))
+    assert texts == ["first good document", "second good document"]
+    err = capsys.readouterr().err
+    assert f"{folder / 'b.txt'}: no usable documents" in err and f"{folder / 'c.jsonl.gz'}: cannot read" in err
+    (folder / "a.jsonl").write_text("")
+    with pytest.raises(DataError, match="none of its 3 files"):
+        list(iter_texts(str(folder), "all"))

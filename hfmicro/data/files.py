@@ -25,7 +25,14 @@ FORMATS = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open}
 TXT_MODES = ("auto", "paragraph", "line")
 AUTO_SAMPLE_LINES = 10_000  # lines looked at to decide how an auto-mode .txt file splits into documents
-_noted: set[str] = set()  # files whose auto-mode choice was already reported
+_noted: set[str] = set()  # notes already printed (each corpus is read in several passes)
+
+
+def note_once(message: str) -> None:
+    """Print a one-line note about the corpus to stderr, once per process."""
+    if message not in _noted:
+        _noted.add(message)
+        print(f"[hfmicro] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,9 @@ def _detect_txt_mode(path: str, compression: str) -> str:
         if number >= AUTO_SAMPLE_LINES or blank:
             break
     mode = "line" if non_blank > 1 and not blank else "paragraph"
-    if mode == "line" and path not in _noted:
-        _noted.add(path)
-        print(f"[hfmicro] {path}: no blank lines, so one document per line (--txt_mode paragraph reads "
-              "blank-line separated paragraphs)", file=sys.stderr, flush=True)
+    if mode == "line":
+        note_once(f"{path}: no blank lines, so one document per line (--txt_mode paragraph reads blank-line "
+                  "separated paragraphs)")
     return mode
 
 

@@ -12,7 +12,7 @@ on the same side.
 from collections.abc import Iterator
 
 from .builtin import VALIDATION_PER_MILLE, builtin_documents, builtin_fingerprint, in_hash_validation
-from .files import Row, looks_local, read_file, resolve_files
+from .files import Row, looks_local, note_once, read_file, resolve_files
 from .report import DataError, ReadReport
 
 SPLITS = ("train", "validation", "all")
@@ -24,23 +24,33 @@ def _builtin_rows() -> Iterator[Row]:
 
 
 def _file_rows(spec: str, text_column: str, txt_mode: str) -> Iterator[Row]:
-    for path in resolve_files(spec):
-        usable = 0
+    """Rows of every file of `spec`. In a corpus of several files, an empty, unreadable or truncated
+    one is skipped with a note naming it; only a corpus without any usable document is an error."""
+    files = resolve_files(spec)
+    usable_in_corpus = 0
+    for path in files:
+        usable, problem = 0, ""
         try:
             for row in read_file(path, text_column=text_column, txt_mode=txt_mode):
                 usable += bool(row.text and row.text.strip())
                 yield row
         except (OSError, EOFError) as err:  # truncated .gz, unreadable file
-            raise DataError(f"{path}: cannot read the file ({err}).") from None
+            problem = f"cannot read the file ({err})"
         except Exception as err:
-            if type(err).__module__.startswith("pyarrow"):  # not a parquet file, or a damaged one
-                raise DataError(f"{path}: not a readable parquet file ({err}).") from None
-            raise
-        if not usable:
-            raise DataError(
-                f"{path}: no usable documents (every row was empty or bad). Check that it is a text "
-                f"corpus in the format its name says, and the text column (--text_column {text_column!r})."
-            )
+            if not type(err).__module__.startswith("pyarrow"):
+                raise
+            problem = f"not a readable parquet file ({err})"  # not parquet, or a damaged one
+        usable_in_corpus += usable
+        if not usable and not problem:
+            problem = ("no usable documents (every row was empty or bad). Check that it is a text corpus in the "
+                       f"format its name says, and the text column (--text_column {text_column!r})")
+        if problem and len(files) == 1:
+            raise DataError(f"{path}: {problem}.")
+        if problem:
+            note_once(f"warning: {path}: {problem}; skipped" if not usable else
+                      f"warning: {path}: {problem}; kept its first {usable:,} documents")
+    if not usable_in_corpus:
+        raise DataError(f"{spec}: none of its {len(files)} files holds a usable document.")
 
 
 def _hub_rows(name: str, config: str | None, split: str, text_column: str, streaming: bool) -> Iterator[Row]:
