@@ -201,3 +201,26 @@ def test_a_one_sentence_per_line_txt_trains_with_a_real_validation_split(tmp_pat
                    capture_output=True, timeout=300)
     report = json.load(open(tokenizer / "training_report.json"))
     assert report["docs_seen"] == train_docs and report["fertility"]["docs"] == validation_docs
+
+
+def test_skipped_rows_are_shown_and_recorded(tmp_path, capsys):
+    from conftest import sample_texts
+
+    from hfmicro.training.run import pretrain
+
+    corpus = tmp_path / "corpus.jsonl"
+    with open(corpus, "wb") as f:
+        for i, text in enumerate(sample_texts(120_000)):
+            f.write(json.dumps({"text": text}).encode() + b"\n")
+            if i % 50 == 7:
+                f.write(b'{"text": "broken\n' if i % 100 == 7 else b'{"text": "bad \xff byte"}\n')
+    out = tmp_path / "run"
+    assert pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", str(out),
+                            "--dataset", str(corpus), "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2",
+                            "--eval_on_start", "false"]) == 0
+    summary = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("[hfmicro] data "))
+    results = json.loads((out / "eval_results.json").read_text())
+    bad = results["data_bad_rows"]
+    assert bad > 0 and f"{bad} bad rows" in summary and f"{corpus}:9" in summary  # the first one, located
+    assert results["data_bad_row_examples"][0].startswith(f"{corpus}:9")
+    assert f"skipped {bad} bad rows" in (out / "README.md").read_text()

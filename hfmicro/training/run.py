@@ -178,6 +178,7 @@ class RunPlan:
     total_steps: int
     resume: str | None  # the checkpoint this launch continues from
     argv: list[str] | None
+    data_summary: DataSummary  # what was read: documents, tokens, blocks, skipped rows
 
 
 def _load_tokenizer(path: str, objective: str):
@@ -286,7 +287,7 @@ def _setup(objective: str, model_args, data_args, args, argv):
     if resume:
         check_resumable(resume, config, tokenizer)
     stream = _stream_tracker(resume, args) if data_args.streaming else None
-    splits = _load_splits(data_args, tokenizer, objective, args, stream)
+    splits, data_summary = _load_splits(data_args, tokenizer, objective, args, stream)
     eval_dataset = splits["validation"]
     if data_args.streaming:
         eval_dataset = eval_dataset.take(args.max_eval_samples or 2000)
@@ -333,7 +334,7 @@ def _setup(objective: str, model_args, data_args, args, argv):
     )
     plan = RunPlan(objective=objective, model_args=model_args, data_args=data_args, hardware=hardware,
                    precision=precision, tokens_per_step=tokens_per_step, total_steps=_total_steps(trainer, data_args),
-                   resume=resume, argv=argv)
+                   resume=resume, argv=argv, data_summary=data_summary)
     return trainer, tokenizer, plan
 
 
@@ -368,7 +369,7 @@ def _load_splits(data_args, tokenizer, objective: str, args, stream: StreamTrack
     splits = load_lm_datasets(data_args, tokenizer, objective, summary=summary, stream=stream)
     if args.should_log:
         print(f"[hfmicro] {summary.line()}", flush=True)
-    return splits
+    return splits, summary
 
 
 def _total_steps(trainer, data_args) -> int:
@@ -486,6 +487,11 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
     report = {"train_seconds": round(seconds, 1), "global_step": trainer.state.global_step,
               "tokens_seen": trainer.state.global_step * plan.tokens_per_step,
               "nonfinite_steps_skipped": trainer.nonfinite_steps, **metrics}
+    if plan.data_summary.splits:  # a prepared corpus (a stream is counted while it is read)
+        splits = plan.data_summary.splits.values()
+        report.update(data_documents=sum(s.documents for s in splits), data_bad_rows=sum(s.bad_rows for s in splits),
+                      data_empty_documents=sum(s.empty_documents for s in splits),
+                      data_bad_row_examples=plan.data_summary.bad_row_examples)
     if plan.objective == "mlm":
         from .probes import fill_mask_demo
 
