@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
+
 MODEL_TYPES = ("bert", "gpt")
 SPECIAL_TOKENS = {
     "bert": {
@@ -285,10 +287,7 @@ def format_report(report: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--dataset", default="builtin",
-                        help="corpus: builtin, a file/glob/folder, or a Hub name (default: builtin)")
-    parser.add_argument("--dataset_config", default=None, help="configuration name of a Hub dataset that has several")
-    parser.add_argument("--text_column", default="text", help="column holding the text (default: text)")
+    add_dataclass_arguments(parser, DataArguments, only=SOURCE_OPTIONS)  # as the recipes read text
     parser.add_argument("--vocab_size", type=int, required=True,
                         help=f"tokens incl. specials; supported {SUPPORTED_VOCAB[0]}-{SUPPORTED_VOCAB[1]}")
     parser.add_argument("--model_type", choices=MODEL_TYPES, required=True,
@@ -331,7 +330,12 @@ def run(args: argparse.Namespace) -> int:
     from hfmicro.data import DataError, ReadReport, iter_texts
     from hfmicro.data.report import print_error
 
-    source = {"dataset_config": args.dataset_config, "text_column": args.text_column}
+    try:
+        DataArguments(**{name: getattr(args, name) for name in SOURCE_OPTIONS})  # the recipes' checks
+    except ValueError as e:
+        return print_error(e)
+    source = {"dataset_config": args.dataset_config, "text_column": args.text_column, "txt_mode": args.txt_mode,
+              "validation_split_percentage": args.validation_split_percentage}
     read = ReadReport()
     try:
         # Both streams are lazy: train_bpe checks its arguments before reading anything, and reads

@@ -84,3 +84,25 @@ def test_cache_info_usage_and_clear(tmp_path, capsys, gpt_tokenizer):
     assert "removed 3 entries" in capsys.readouterr().out
     assert main(["cache", "usage"]) == 0
     assert capsys.readouterr().out.startswith("0 entries, 0.0 MB")
+
+
+def test_stats_and_train_bpe_take_the_recipes_data_options(tmp_path, capsys):
+    """One definition (DataArguments) for every entry point: same names, same checks."""
+    from hfmicro.bpe import add_arguments
+    from hfmicro.data import DataArguments
+    from hfmicro.data.arguments import SOURCE_OPTIONS
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one sentence here\nanother sentence there\na third line\n")
+    assert main(["data", "stats", "--dataset", str(corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 3  # auto: one document per line
+    assert main(["data", "stats", "--dataset", str(corpus), "--txt_mode", "paragraph", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 1
+    assert main(["data", "stats", "--txt_mode", "bogus"]) == 2
+    assert capsys.readouterr().err.startswith("hfmicro: error: txt_mode")
+    import argparse
+
+    bpe = add_arguments(argparse.ArgumentParser())
+    defaults = DataArguments()
+    for name in SOURCE_OPTIONS:
+        assert bpe.get_default(name) == getattr(defaults, name), name

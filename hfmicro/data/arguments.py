@@ -112,12 +112,16 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, exclude: tuple[str, ...] = ()) -> None:
+# the options that say which text is read: shared by the recipes, train_bpe.py and `hfmicro data stats`
+SOURCE_OPTIONS = ("dataset", "dataset_config", "text_column", "txt_mode", "validation_split_percentage")
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None) -> None:
     """`--field value` options for a dataclass's fields, with their help and defaults: the one
     definition of the data options, for the `hfmicro` verbs (the recipes read the same dataclass through
     HfArgumentParser). Values are checked by the dataclass itself when it is built."""
     for f in fields(cls):
-        if f.name in exclude:
+        if only is not None and f.name not in only:
             continue
         kind = f.type if not isinstance(f.type, str) else eval(f.type, vars(typing) | vars(types))  # noqa: S307
         args = typing.get_args(kind)

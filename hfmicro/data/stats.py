@@ -63,6 +63,13 @@ def corpus_stats(
 
 @exit_on_data_error
 def _stats_command(args) -> int:
+    from .arguments import DataArguments
+
+    try:
+        DataArguments(dataset=args.dataset, dataset_config=args.dataset_config, text_column=args.text_column,
+                      txt_mode=args.txt_mode)  # the recipes' checks
+    except ValueError as err:
+        return print_error(err)
     tokenizer = None
     if args.tokenizer:
         if not os.path.isdir(args.tokenizer):
@@ -114,8 +121,7 @@ def _prepare_command(args) -> int:
 
 
 def register(subparsers) -> None:
-    from .arguments import DataArguments, add_dataclass_arguments
-    from .files import TXT_MODES
+    from .arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
 
     data = subparsers.add_parser("data", help="inspect a corpus", description="Inspect a corpus before training on it.")
     verbs = data.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
@@ -124,14 +130,8 @@ def register(subparsers) -> None:
         description="Count documents, characters, tokens, empty and exact-duplicate documents and bad rows "
         "over the whole corpus (train and validation).",
     )
-    stats.add_argument("--dataset", default="builtin", help="builtin, a local file/glob/folder, or a Hub dataset name")
-    stats.add_argument("--dataset_config", default=None, help="Hub dataset configuration, e.g. wikitext-103-raw-v1")
-    stats.add_argument("--text_column", default="text", help="column (JSON field) holding the text (default: text)")
-    stats.add_argument(
-        "--txt_mode", default="auto", choices=TXT_MODES,
-        help=".txt documents: single lines when the file has no blank lines, else blank-line separated paragraphs "
-        "(auto, the default), or always paragraph / line",
-    )
+    # the recipes' own definitions of the options that say which text is read (all of it: both splits)
+    add_dataclass_arguments(stats, DataArguments, only=tuple(o for o in SOURCE_OPTIONS if o != "validation_split_percentage"))
     stats.add_argument("--tokenizer", default=None, help="tokenizer folder, to count tokens")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(func=_stats_command)
