@@ -169,3 +169,26 @@ def test_collators_match_the_packed_data(corpus, bert_tokenizer, gpt_tokenizer):
     blocks = load_lm_datasets(dynamic_args, gpt_tokenizer, "clm")["train"]
     batch = lm_data_collator(dynamic_args, gpt_tokenizer, "clm")([blocks[i] for i in range(4)])
     assert batch["labels"].tolist() == blocks["input_ids"][:4]
+
+
+def test_a_stream_restarts_at_any_recorded_position_with_the_same_blocks(bert_tokenizer):
+    """The streamed train split from a StreamTracker snapshot (+ blocks to skip) continues exactly like
+    the stream read from the start, across the end of a pass."""
+    from hfmicro.data import StreamTracker
+    from hfmicro.data.lm_datasets import _streamed_blocks, _text_kwargs
+
+    args = DataArguments(dataset="builtin", streaming=True, max_seq_length=32)
+    fmt = packing.block_format(bert_tokenizer, "mlm", 32, False)
+    full = StreamTracker()
+    first = [b["input_ids"] for b in _streamed_blocks("builtin", "train", _text_kwargs(args), bert_tokenizer, fmt, full)]
+    second = [b["input_ids"] for b in _streamed_blocks("builtin", "train", _text_kwargs(args), bert_tokenizer, fmt, full)]
+    assert first == second and len(full.snapshots) >= 4
+    assert full.snapshots[-1].passes == 1 and full.snapshots[-1].blocks >= len(first)  # numbering goes on
+    in_pass = full.snapshots[1].blocks  # where the second tokenizer batch of a pass starts
+    for consumed in (in_pass + 5, len(first) + in_pass + 7):
+        position = full.resume_state(consumed)
+        assert position.documents == 1000 and position.skip_blocks < 10
+        resumed = StreamTracker(position)
+        rest = [b["input_ids"] for b in _streamed_blocks("builtin", "train", _text_kwargs(args), bert_tokenizer, fmt,
+                                                         resumed)]
+        assert rest == (first + second)[consumed:len(first) * (1 + (consumed >= len(first)))]

@@ -152,10 +152,8 @@ class StreamTracker:
 
 def _streamed_blocks(dataset: str, split: str, kwargs: dict, tokenizer, fmt: BlockFormat,
                      tracker: StreamTracker | None = None) -> Iterator[dict]:
-    start, passes = StreamState(), 0
-    if tracker is not None:  # each pass over the stream starts where the previous one ended
-        start, passes = tracker.start, tracker.start.passes
-        tracker.start = StreamState(passes=passes + 1)
+    start = tracker.start if tracker is not None else StreamState()
+    passes = start.passes
     texts = iter_texts(dataset, split, **kwargs)
     if start.documents:
         texts = itertools.islice(texts, start.documents, None)  # read again, but not tokenised
@@ -173,8 +171,11 @@ def _streamed_blocks(dataset: str, split: str, kwargs: dict, tokenizer, fmt: Blo
             yield {"input_ids": row}
         skip = max(0, skip - len(rows))
     if (rows := packer.finish()) is not None:
+        blocks += len(rows)
         for row in rows[skip:].tolist():
             yield {"input_ids": row}
+    if tracker is not None:  # the next pass starts at the first document, block numbers go on
+        tracker.start = StreamState(passes=passes + 1, blocks=blocks)
 
 
 def cache_inputs(args: DataArguments, tokenizer, objective: str) -> dict:
