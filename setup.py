@@ -20,6 +20,6 @@ setup(
         "pyyaml",
         "matplotlib",  # training_curves.png
     ],
-    extras_require={"test": ["pytest", "tensorboard"], "tensorboard": ["tensorboard"]},
+    extras_require={"test": ["pytest", "hypothesis", "tensorboard"], "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["hfmicro=hfmicro.cli:main"]},
 )

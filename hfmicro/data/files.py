@@ -164,6 +164,11 @@ def _text_of(record, text_column: str) -> tuple[str | None, str]:
     value = record[text_column]
     if not isinstance(value, str):
         return None, f"{text_column!r} is {type(value).__name__}, not a string"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:  # a JSON escape such as \ud800: valid JSON, not valid Unicode
+            return None, f"{text_column!r} holds an escape that is not valid Unicode ({value[err.start]!r})"
     return value, ""
 
 
