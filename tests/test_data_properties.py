@@ -81,3 +81,41 @@ def test_train_bpe_never_raises_on_any_jsonl(tmp_path_factory, capsys, rows):
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def _other_formats(folder):
+    """One file of each kind the issue lists, besides jsonl: CSV with a quoted newline and missing
+    columns, parquet with nulls and a non-string column, a truncated .gz, a binary .txt."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = {
+        "quoted.csv": b'text,id\n"multi\nline, quoted",1\n"ok row",2\nshort\n,3\n',
+        "whole.txt.gz": gzip.compress(b"good para one\n\nsecond para\n"),
+        "truncated.txt.gz": gzip.compress(b"good para one\n\nsecond para\n")[:20],
+        "binary.txt": b"\x00\x01\x02binary",
+    }
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    pq.write_table(pa.table({"text": ["fine", None, "also fine", ""]}), folder / "nulls.parquet")
+    pq.write_table(pa.table({"text": [1, 2]}), folder / "numbers.parquet")
+    return 3 + 2 + 2  # usable documents in the readable files: csv 3, whole.txt.gz 2, nulls.parquet 2
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_a_folder_of_every_format_reads_every_good_document(tmp_path_factory, capsys, rows):
+    folder = tmp_path_factory.mktemp("corpus")
+    expected = _other_formats(folder) + sum(kind == "good" for kind, _ in rows)
+    write_jsonl(folder / "rows.jsonl", rows)
+    report = ReadReport()
+    texts = list(iter_texts(str(folder), "all", report=report))
+    assert len(texts) == report.documents == expected
+    good = [value for kind, value in rows if kind == "good"]
+    # files are read in sorted order: nulls.parquet (2 documents), quoted.csv (3), rows.jsonl, whole.txt.gz (2)
+    assert texts[5 : 5 + len(good)] == good and texts[-2:] == ["good para one", "second para"]
+    assert main(["data", "stats", "--dataset", str(folder), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["documents"] == expected and "Traceback" not in err
