@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from .data import packing
 from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
 
 MODEL_TYPES = ("bert", "gpt")
@@ -85,7 +86,7 @@ def check_vocab_size(vocab_size: int, model_type: str) -> None:
 
 def fertility(tokenizer, texts: list[str]) -> dict:
     """Tokens per whitespace-separated word and per character, special tokens not counted."""
-    n_tokens = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+    n_tokens = sum(map(len, packing.token_ids(texts, tokenizer)))
     n_words = sum(len(t.split()) for t in texts)
     n_chars = sum(len(t) for t in texts)
     return {
@@ -113,10 +114,11 @@ class _Sample:
                 data = text.encode("utf-8")
                 if not data:
                     break
-            batch.append(text)
+            # a 50 MB one-line document is handed over in pieces: the trainer's memory grows with sequence length
+            batch.extend(packing.text_pieces(text) if len(text) > packing.MAX_PIECE_CHARS else (text,))
             self.bytes_seen += len(data)
             self.docs_seen += 1
-            if len(batch) == 1000:  # batches cut the Python -> Rust hand-over cost per document
+            if len(batch) >= 1000:  # batches cut the Python -> Rust hand-over cost per document
                 yield batch
                 batch = []
             if self.max_bytes is not None and self.bytes_seen >= self.max_bytes:

@@ -192,3 +192,83 @@ def test_a_stream_restarts_at_any_recorded_position_with_the_same_blocks(bert_to
         rest = [b["input_ids"] for b in _streamed_blocks("builtin", "train", _text_kwargs(args), bert_tokenizer, fmt,
                                                          resumed)]
         assert rest == (first + second)[consumed:len(first) * (1 + (consumed >= len(first)))]
+
+
+class SpyTokenizer:
+    """A tokenizer that records the longest text and the most characters it was handed in one call."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.longest, self.most_per_call = tokenizer, 0, 0
+
+    def __call__(self, texts, **kwargs):
+        batch = [texts] if isinstance(texts, str) else texts
+        self.longest = max(self.longest, *map(len, batch))
+        self.most_per_call = max(self.most_per_call, sum(map(len, batch)))
+        return self.tokenizer(texts, **kwargs)
+
+
+def huge_document(n_words: int = 4000) -> str:
+    words = " ".join(DOCS).split()
+    return " ".join(words[i % len(words)] for i in range(n_words)) + "\n\nThe end."
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Piece and call limits 1000x smaller, so a 25 kB document stands for a 50 MB one."""
+    monkeypatch.setattr(packing, "MAX_PIECE_CHARS", 64, raising=False)
+    monkeypatch.setattr(packing, "TOKENIZE_CHARS", 1024, raising=False)
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt"])
+def test_a_huge_document_is_tokenised_in_bounded_pieces_with_the_same_tokens(small_pieces, kind, request):
+    tokenizer = request.getfixturevalue(f"{kind}_tokenizer")
+    doc = huge_document()
+    spy = SpyTokenizer(tokenizer)
+    ids = packing.tokenize_batch(["Short one.", doc, "x"], spy, 0)
+    # whole-document tokenisation and piecewise tokenisation agree token for token
+    assert [list(map(int, d)) for d in ids] == [tokenizer(t, add_special_tokens=False)["input_ids"] + [0]
+                                                for t in ["Short one.", doc, "x"]]
+    assert spy.longest <= 64 and spy.most_per_call <= 1024 + 64
+
+
+def test_text_pieces_cut_only_before_a_word_and_lose_nothing(small_pieces):
+    doc = huge_document(500) + "日本語のテキストには空白がありません。" * 10 + "   spaced   out  "
+    pieces = packing.text_pieces(doc)
+    assert "".join(pieces) == doc and all(0 < len(p) <= 64 for p in pieces)
+    for piece in pieces[1:]:  # where there is whitespace, a piece starts with the whitespace before a word
+        assert piece[0].isspace() and not piece[1].isspace() or not any(c.isspace() for c in piece[:2])
+
+
+def test_data_stats_and_bpe_handle_a_huge_document_in_pieces(small_pieces, tmp_path, bert_tokenizer):
+    from hfmicro import bpe
+    from hfmicro.data.stats import corpus_stats
+
+    doc = huge_document()
+    path = tmp_path / "one-line.txt"
+    path.write_text("A short line.\n" + doc.replace("\n", " ") + "\nAnother line.\n", encoding="utf-8")
+    spy = SpyTokenizer(bert_tokenizer)
+    stats = corpus_stats(str(path), tokenizer=spy)
+    expected = sum(len(bert_tokenizer(t, add_special_tokens=False)["input_ids"])
+                   for t in ["A short line.", doc.replace("\n", " "), "Another line."])
+    assert stats.documents == 3 and stats.tokens == expected
+    assert spy.longest <= 64 and spy.most_per_call <= 1024 + 64
+
+    sample = bpe._Sample(["A short line.", doc], max_bytes=None)
+    batches = list(sample)
+    assert max(len(t) for batch in batches for t in batch) <= 64
+    assert "".join(t for batch in batches for t in batch) == "A short line." + doc
+    assert sample.docs_seen == 2 and sample.bytes_seen == len(("A short line." + doc).encode())
+    assert bpe.fertility(spy, [doc])["tokens_per_char"] == round(
+        len(bert_tokenizer(doc, add_special_tokens=False)["input_ids"]) / len(doc), 4)
+    assert spy.longest <= 64
+
+
+def test_the_probe_set_counts_tokens_of_a_huge_document_in_pieces(small_pieces, bert_tokenizer):
+    from hfmicro.training.probes import build_probe_set
+
+    spy = SpyTokenizer(bert_tokenizer)
+    doc = huge_document()
+    _, counts = build_probe_set(spy, [doc], DOCS[:20])
+    assert spy.longest <= 64
+    whole = bert_tokenizer(doc, add_special_tokens=False)["input_ids"]
+    assert sum(counts.values()) == len(whole) and counts[whole[0]] == whole.count(whole[0])

@@ -11,12 +11,18 @@ Packing is sequential by nature (a block spans documents and map batches), so it
 over batches of tokenised documents rather than a `map`; tokenisation itself is a batched `map`.
 """
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 TOKENIZE_BATCH = 1000  # documents per tokenizer call: large enough for the Rust tokenizer's threads
+# A tokenizer holds ~80 bytes per token of a text it encodes (ids, offsets, token strings), so a 50 MB
+# single-line document took ~7 GB. Long texts go in pieces, at most TOKENIZE_CHARS characters per call.
+MAX_PIECE_CHARS = 1 << 16
+TOKENIZE_CHARS = 1 << 20
+_LAST_WORD_START = re.compile(r".*\s(?=\S)", re.DOTALL)  # greedy: up to the last whitespace before a word
 
 
 @dataclass
@@ -52,10 +58,49 @@ def block_format(tokenizer, objective: str, max_seq_length: int, keep_partial_bl
     return BlockFormat(max_seq_length, separator, prefix, keep_partial_block)
 
 
-def tokenize_batch(texts: list[str], tokenizer, separator_id: int) -> list[list[int]]:
+def text_pieces(text: str) -> list[str]:
+    """`text` in pieces of at most MAX_PIECE_CHARS characters, each cut just before the whitespace that
+    precedes a word, so a pre-tokenizer that splits there (byte-level BPE, WordPiece) gives the same
+    tokens as for the whole text. A stretch without such a place (Chinese, Japanese) is cut at the limit."""
+    limit = MAX_PIECE_CHARS
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        match = _LAST_WORD_START.match(text, start + 1, start + limit + 1)  # a cut at start+limit keeps <= limit
+        cut = match.end() - 1 if match else start + limit
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _piece_batches(texts: list[str]) -> Iterator[tuple[list[int], list[str]]]:
+    """(document index of each piece, pieces), at most TOKENIZE_CHARS characters per batch (or one piece)."""
+    owners, pieces, chars = [], [], 0
+    for i, text in enumerate(texts):
+        for piece in text_pieces(text) if len(text) > MAX_PIECE_CHARS else (text,):
+            if pieces and chars + len(piece) > TOKENIZE_CHARS:
+                yield owners, pieces
+                owners, pieces, chars = [], [], 0
+            owners.append(i)
+            pieces.append(piece)
+            chars += len(piece)
+    if pieces:
+        yield owners, pieces
+
+
+def token_ids(texts: list[str], tokenizer) -> list[np.ndarray]:
+    """Token ids of each text (no special tokens), as int32 arrays; long texts are tokenised in pieces."""
+    parts: list[list[np.ndarray]] = [[] for _ in texts]
+    for owners, pieces in _piece_batches(texts):
+        encoded = tokenizer(pieces, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+        for owner, ids in zip(owners, encoded["input_ids"]):
+            parts[owner].append(np.asarray(ids, dtype=np.int32))
+    return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+
+
+def tokenize_batch(texts: list[str], tokenizer, separator_id: int) -> list[np.ndarray]:
     """Token ids of each document followed by the separator (the tokenizer's own specials are not added)."""
-    encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
-    return [ids + [separator_id] for ids in encoded["input_ids"]]
+    return [np.append(ids, np.int32(separator_id)) for ids in token_ids(texts, tokenizer)]
 
 
 class Packer:
@@ -74,9 +119,9 @@ class Packer:
             return rows
         return np.hstack([np.full((len(rows), 1), self.fmt.prefix_id), rows])
 
-    def add(self, batch: list[list[int]]) -> np.ndarray | None:
-        """The (n_blocks, block_size) blocks completed by this batch, or None."""
-        if not batch:
+    def add(self, batch) -> np.ndarray | None:
+        """The (n_blocks, block_size) blocks completed by a batch of token-id sequences, or None."""
+        if len(batch) == 0:
             return None
         self.summary.documents += len(batch)
         stream = np.concatenate([self.carry, *map(np.asarray, batch)])

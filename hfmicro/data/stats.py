@@ -5,7 +5,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from .packing import TOKENIZE_BATCH
+from .packing import TOKENIZE_BATCH, token_ids
 from .report import DataError, ReadReport, exit_on_data_error, print_error
 from .sources import iter_rows
 
@@ -33,8 +33,7 @@ def corpus_stats(
     report, seen, duplicates, tokens, batch = ReadReport(), set(), 0, 0, []
 
     def count_tokens(texts: list[str]) -> int:
-        encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        return sum(map(len, encoded))
+        return sum(map(len, token_ids(texts, tokenizer)))
 
     rows = iter_rows(dataset, "all", dataset_config=dataset_config, text_column=text_column, txt_mode=txt_mode)
     for row in rows:

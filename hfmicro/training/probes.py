@@ -6,7 +6,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from ..data.packing import token_ids
 
 DEMO_SENTENCES = [
     "The function returns a [MASK] of the values.",
@@ -24,10 +27,12 @@ class ProbeItem:
 
 
 def token_frequencies(tokenizer, texts) -> Counter:
-    counts = Counter()
-    for text in texts:
-        counts.update(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return counts
+    counts = np.zeros(0, dtype=np.int64)
+    for text in texts:  # one at a time, each in pieces: a 50 MB document is ~11M tokens
+        new = np.bincount(token_ids([text], tokenizer)[0], minlength=len(counts))
+        new[: len(counts)] += counts
+        counts = new
+    return Counter({int(i): int(counts[i]) for i in np.flatnonzero(counts)})
 
 
 def build_probe_set(tokenizer, train_texts, validation_texts, size: int = 200, seed: int = 0,
