@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -282,8 +283,34 @@ def test_resize_token_embeddings(family):
 )
 def test_invalid_config_is_refused_naming_the_field(family, field, kwargs):
     cls = MicroBertConfig if family == "microbert" else MicroGPTConfig
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(StrictDataclassError, match=field):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "family,field,kwargs",
+    [
+        ("microbert", "pre_norm", dict(pre_norm="yes")),  # "yes" is truthy: it used to build a pre-LN model
+        ("microbert", "use_bias", dict(use_bias=3)),
+        ("microbert", "hidden_size", dict(hidden_size="256")),
+        ("microbert", "position_embedding_type", dict(position_embedding_type=None)),
+        ("microgpt", "num_experts", dict(num_experts=2.5)),
+        ("microgpt", "use_bias", dict(use_bias="false")),
+        ("microgpt", "layer_norm_eps", dict(layer_norm_eps="1e-5")),
+    ],
+)
+def test_config_types_are_strict_and_the_error_names_the_field(family, field, kwargs):
+    cls = MicroBertConfig if family == "microbert" else MicroGPTConfig
+    with pytest.raises(StrictDataclassError, match=field):
+        cls(**kwargs)
+
+
+def test_strict_configs_take_ints_for_floats_and_round_trip(tmp_path):
+    config = MicroBertConfig(hidden_dropout_prob=0, rope_theta=10000, layer_norm_eps=1, pre_norm=True)
+    config.save_pretrained(tmp_path)
+    again = MicroBertConfig.from_pretrained(tmp_path)
+    assert again.pre_norm is True and again.hidden_dropout_prob == 0 and again.rope_theta == 10000
+    assert MicroGPTConfig(hidden_dropout_prob=0, router_aux_loss_coef=0).intermediate_size == 4 * 768
 
 
 def test_auto_classes_are_registered():

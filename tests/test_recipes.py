@@ -68,6 +68,30 @@ def test_bad_options_are_refused_naming_the_field(tmp_path, argv, yaml_extra, me
         parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out"), *argv])
 
 
+def test_yaml_values_take_the_type_of_their_field(tmp_path):
+    """YAML reads `1e-3` as a string and "yes" stays a string: they are converted or refused by field type."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("preset: microbert-toy\nlearning_rate: 1e-3\nwarmup_steps: 1e2\nmax_steps: '30'\n")
+    _, _, args = parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out")])
+    assert args.learning_rate == 0.001 and args.warmup_steps == 100 and args.max_steps == 30
+    recipe.write_text("preset: microbert-toy\nlearning_rate: fast\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out")])
+
+
+def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    from hfmicro.training.run import pretrain
+
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "r.yaml"
+    for line, field in [("use_bias: 3", "use_bias"), ("hidden_size: 25.5", "hidden_size")]:
+        recipe.write_text(f"preset: microbert-toy\n{line}\n")
+        assert pretrain("mlm", ["--config", str(recipe), "--output_dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("hfmicro: error: ") and field in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "cache").exists()  # refused before any data was read
+
+
 def test_bad_config_fails_before_training_with_one_line(tmp_path):
     """Through the real command: exit code 2, one error line, no traceback, nothing trained."""
     out = tmp_path / "out"

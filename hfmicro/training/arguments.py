@@ -6,6 +6,7 @@ A key that no dataclass knows, in the YAML or on the command line, is an error n
 
 import os
 import sys
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field, fields
 
 import yaml
@@ -194,7 +195,7 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
         del argv[i : i + 2]
     values = dict(defaults or {})
     if config_path:
-        values.update(load_recipe_yaml(config_path, known))
+        values.update(_typed(parser, load_recipe_yaml(config_path, known), config_path))
     parser.set_defaults(**values)
 
     # the extra namespace holds --config (already consumed above)
@@ -205,6 +206,21 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
         unknown = [a for a in remaining if a.startswith("--")] or remaining
         raise ValueError(f"unknown option {unknown[0]}: see --help for the fields a recipe accepts")
     return model_args, data_args, training_args
+
+
+def _typed(parser: HfArgumentParser, values: dict, path: str) -> dict:
+    """YAML strings converted as the same flag would be: YAML reads `1e-3` (no dot) and `'30'` as strings,
+    which argparse leaves alone in defaults (a string learning rate or `pre_norm: 'yes'` got through)."""
+    types = {action.dest: action.type for action in parser._actions}
+    typed = dict(values)
+    for key, value in values.items():
+        convert = types.get(key)
+        if isinstance(value, str) and convert not in (None, str):
+            try:
+                typed[key] = convert(value)
+            except (TypeError, ValueError, ArgumentTypeError):
+                raise ValueError(f"{path}: {key}: {value!r} is not a valid value for this field (see --help)") from None
+    return typed
 
 
 def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:

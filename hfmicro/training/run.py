@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import Trainer
 
 from ..data.report import print_error
@@ -209,7 +210,10 @@ def _model_config(model_args, data_args, tokenizer, objective: str):
     ids = {"pad_token_id": tokenizer.pad_token_id}
     if objective == "clm":
         ids |= {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
-    return preset_config(model_args.preset, vocab_size=len(tokenizer), **ids, **overrides)
+    try:
+        return preset_config(model_args.preset, vocab_size=len(tokenizer), **ids, **overrides)
+    except StrictDataclassError as err:  # the config's own type and value checks, each naming its field
+        raise ValueError(str(err.__cause__ or err)) from None
 
 
 def follow_the_launcher() -> None:

@@ -9,10 +9,14 @@ This file imports only transformers: it is copied next to saved checkpoints and 
 `trust_remote_code=True` where hfmicro is not installed.
 """
 
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
 
+@strict
 class MicroBertConfig(PreTrainedConfig):
     r"""
     Args:
@@ -48,28 +52,26 @@ class MicroBertConfig(PreTrainedConfig):
     num_attention_heads: int = 12
     intermediate_size: int = 3072
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
+    initializer_range: float | int = 0.02
+    layer_norm_eps: float | int = 1e-12
     pre_norm: bool = False
     use_bias: bool = True
-    mlp_type: str = "mlp"
-    position_embedding_type: str = "absolute"
-    rope_theta: float = 10000.0
+    mlp_type: Literal["mlp", "glu"] = "mlp"
+    position_embedding_type: Literal["absolute", "rotary"] = "absolute"
+    rope_theta: float | int = 10000.0
     sparse_prediction: bool = True
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     tie_word_embeddings: bool = True
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.validate()
-
-    def validate(self):
+    # `@strict` checks each field's type on assignment (naming it) and runs the `validate_*` methods
+    # after __init__; they hold what a type cannot say.
+    def validate_dimensions(self):
         """Refuse a configuration that cannot build a working model, naming the field."""
         name = type(self).__name__
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -82,7 +84,7 @@ class MicroBertConfig(PreTrainedConfig):
                 f"{name}.hidden_size={self.hidden_size} is not divisible by num_attention_heads="
                 f"{self.num_attention_heads}: pick a hidden_size that is a multiple of the head count"
             )
-        if not isinstance(self.type_vocab_size, int) or self.type_vocab_size < 0:
+        if self.type_vocab_size < 0:
             raise ValueError(f"{name}.type_vocab_size must be an integer >= 0, got {self.type_vocab_size!r}")
         for field in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             value = getattr(self, field)
@@ -90,12 +92,6 @@ class MicroBertConfig(PreTrainedConfig):
                 raise ValueError(f"{name}.{field} must be in [0, 1), got {value!r}")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"{name}.hidden_act={self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}")
-        if self.mlp_type not in ("mlp", "glu"):
-            raise ValueError(f"{name}.mlp_type must be 'mlp' or 'glu', got {self.mlp_type!r}")
-        if self.position_embedding_type not in ("absolute", "rotary"):
-            raise ValueError(
-                f"{name}.position_embedding_type must be 'absolute' or 'rotary', got {self.position_embedding_type!r}"
-            )
         if self.position_embedding_type == "rotary" and (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError(f"{name}.position_embedding_type='rotary' needs an even head size "
                              f"(hidden_size / num_attention_heads = {self.hidden_size // self.num_attention_heads})")

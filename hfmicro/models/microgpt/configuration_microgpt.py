@@ -9,10 +9,14 @@ This file imports only transformers: it is copied next to saved checkpoints and 
 `trust_remote_code=True` where hfmicro is not installed.
 """
 
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
 
+@strict
 class MicroGPTConfig(PreTrainedConfig):
     r"""
     Args:
@@ -46,15 +50,15 @@ class MicroGPTConfig(PreTrainedConfig):
     num_attention_heads: int = 12
     intermediate_size: int | None = None
     hidden_act: str = "gelu_new"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    layer_norm_eps: float = 1e-5
-    initializer_range: float = 0.02
+    hidden_dropout_prob: float | int = 0.1
+    attention_probs_dropout_prob: float | int = 0.1
+    layer_norm_eps: float | int = 1e-5
+    initializer_range: float | int = 0.02
     use_bias: bool = True
-    mlp_type: str = "mlp"
+    mlp_type: Literal["mlp", "glu"] = "mlp"
     num_experts: int = 0
     num_experts_per_tok: int = 2
-    router_aux_loss_coef: float = 0.01
+    router_aux_loss_coef: float | int = 0.01
     use_cache: bool = True
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
@@ -65,9 +69,10 @@ class MicroGPTConfig(PreTrainedConfig):
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
         super().__post_init__(**kwargs)
-        self.validate()
 
-    def validate(self):
+    # `@strict` checks each field's type on assignment (naming it) and runs the `validate_*` methods
+    # after __init__; they hold what a type cannot say.
+    def validate_dimensions(self):
         """Refuse a configuration that cannot build a working model, naming the field."""
         name = type(self).__name__
         for field in ("vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers",
@@ -86,9 +91,7 @@ class MicroGPTConfig(PreTrainedConfig):
                 raise ValueError(f"{name}.{field} must be in [0, 1), got {value!r}")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"{name}.hidden_act={self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}")
-        if self.mlp_type not in ("mlp", "glu"):
-            raise ValueError(f"{name}.mlp_type must be 'mlp' or 'glu', got {self.mlp_type!r}")
-        if not isinstance(self.num_experts, int) or self.num_experts < 0 or self.num_experts == 1:
+        if self.num_experts < 0 or self.num_experts == 1:
             raise ValueError(f"{name}.num_experts must be 0 (dense) or >= 2, got {self.num_experts!r}")
         if self.num_experts and not 1 <= self.num_experts_per_tok <= self.num_experts:
             raise ValueError(
