@@ -1,6 +1,7 @@
 """`hfmicro data stats` and `hfmicro cache info|usage|clear`, through the real argument parser."""
 
 import json
+import re
 
 import pytest
 
@@ -15,7 +16,7 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def crafted(tmp_path):
-    """7 usable documents (2 exact duplicates of earlier ones), 2 empty, 3 bad rows."""
+    """8 usable documents (2 exact duplicates of earlier ones, 1 with control characters), 2 empty, 3 bad rows."""
     rows = [
         b'{"text": "alpha beta"}',
         b'{"text": "gamma"}',
@@ -29,6 +30,7 @@ def crafted(tmp_path):
         b'{"text": "epsilon"',  # bad: malformed
         b'{"text": "zeta"}',
         b'{"text": "eta"}',
+        b'{"text": "\\u001b[31mred\\u001b[0m\\tok\\n"}',  # terminal colour codes left in scraped text
     ]
     path = tmp_path / "crafted.jsonl"
     path.write_bytes(b"\n".join(rows) + b"\n")
@@ -39,14 +41,19 @@ def test_stats_json_has_exact_counts(crafted, capsys, gpt_tokenizer, tmp_path):
     gpt_tokenizer.save_pretrained(tmp_path / "tok")
     assert main(["data", "stats", "--dataset", crafted, "--json", "--tokenizer", str(tmp_path / "tok")]) == 0
     stats = json.loads(capsys.readouterr().out)
-    docs = ["alpha beta", "gamma", "alpha beta", "alpha beta ", "gamma", "zeta", "eta"]
+    docs = ["alpha beta", "gamma", "alpha beta", "alpha beta ", "gamma", "zeta", "eta", "\x1b[31mred\x1b[0m\tok\n"]
+    tokens = sum(len(gpt_tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs)
     assert stats == {
-        "documents": 7,
+        "documents": 8,
         "characters": sum(map(len, docs)),
-        "tokens": sum(len(gpt_tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs),
+        "tokens": tokens,
+        "tokens_per_character": round(tokens / sum(map(len, docs)), 4),
         "empty_documents": 2,
         "duplicate_documents": 2,
+        "control_characters": 2,  # the two ESC; tab and newline are text
+        "documents_with_control_characters": 1,
         "bad_rows": 3,
+        "bad_row_reasons": {"invalid UTF-8": 1, "missing text": 1, "malformed JSON": 1},
     }
     assert corpus_stats(crafted).tokens is None
 
@@ -54,7 +61,9 @@ def test_stats_json_has_exact_counts(crafted, capsys, gpt_tokenizer, tmp_path):
 def test_stats_table_shows_bad_row_locations(crafted, capsys):
     assert main(["data", "stats", "--dataset", crafted]) == 0
     out = capsys.readouterr().out
-    assert "duplicate_documents  2" in out and f"bad row  {crafted}:5: invalid UTF-8" in out
+    assert re.search(r"duplicate_documents +2\n", out) and f"bad row  {crafted}:5: invalid UTF-8" in out
+    assert re.search(r"bad_row_reasons +1 invalid UTF-8, 1 missing text, 1 malformed JSON\n", out)
+    assert re.search(r"control_characters +2\n", out)
 
 
 def test_unusable_file_exits_2_with_one_line_and_no_traceback(tmp_path, capsys):

@@ -123,6 +123,11 @@ def test_bad_rows_are_counted_located_and_good_rows_kept(tmp_path):
     assert (report.documents, report.bad_rows, report.empty_documents) == (4, 5, 2)
     assert report.bad_row_examples[0] == f"{path}:2: invalid UTF-8 at byte 19"
     assert [e.split(": ")[0] for e in report.bad_row_examples] == [f"{path}:{n}" for n in (2, 3, 4, 5, 8)]
+    assert report.bad_row_reasons == {"invalid UTF-8": 1, "malformed JSON": 1, "missing text": 1, "text not a string": 2}
+    assert report.describe_bad_rows() == (
+        "skipped 5 of 11 rows: 2 text not a string, 1 invalid UTF-8, 1 malformed JSON, 1 missing text; "
+        f"first at {path}:2 (invalid UTF-8 at byte 19)"
+    )
 
 
 def test_bad_rows_in_txt_csv_and_parquet(tmp_path):

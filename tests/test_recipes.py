@@ -245,6 +245,11 @@ def test_skipped_rows_are_shown_and_recorded(tmp_path, capsys):
     summary = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("[hfmicro] data "))
     results = json.loads((out / "eval_results.json").read_text())
     bad = results["data_bad_rows"]
-    assert bad > 0 and f"{bad} bad rows" in summary and f"{corpus}:9" in summary  # the first one, located
+    reasons = results["data_bad_row_reasons"]
+    assert bad > 0 and set(reasons) == {"invalid UTF-8", "malformed JSON"} and sum(reasons.values()) == bad
+    rows = bad + results["data_documents"] + results["data_empty_documents"]
+    breakdown = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda r: -r[1]))  # most first
+    # the one line printed before training: how many of how many, why, and where the first one is
+    assert f"skipped {bad} of {rows} rows: {breakdown}; first at {corpus}:9 (malformed JSON" in summary
     assert results["data_bad_row_examples"][0].startswith(f"{corpus}:9")
-    assert f"skipped {bad} bad rows" in (out / "README.md").read_text()
+    assert f"skipped {bad} of {rows} rows: {breakdown}" in (out / "README.md").read_text()

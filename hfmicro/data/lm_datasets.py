@@ -15,7 +15,7 @@ from .cache import (
     ENTRY_FILE, building_entry, cache_key, clear, entry_path, read_entry, tokenizer_fingerprint, write_entry_metadata,
 )
 from .packing import BlockFormat, Packer, PackSummary, block_format, pack_blocks
-from .report import DataError, ReadReport
+from .report import DataError, ReadReport, describe_skipped
 from .sources import iter_texts, source_fingerprint
 
 logger = logging.getLogger("hfmicro.data")
@@ -42,14 +42,32 @@ class DataSummary:
             f"{s.dropped_tokens:,} tokens dropped"
             for name, s in self.splits.items()
         ]
-        bad = sum(s.bad_rows for s in self.splits.values())
-        empty = sum(s.empty_documents for s in self.splits.values())
         where = f" ({self.path})" if self.path else ""
-        examples = f" first: {'; '.join(self.bad_row_examples)}" if self.bad_row_examples else ""
         return (
-            f"data {self.dataset}: {' | '.join(parts)} | {bad} bad rows, {empty} empty docs{examples} "
-            f"| cache {self.cache}{where}"
+            f"data {self.dataset}: {' | '.join(parts)} | {self.describe_skipped()}, "
+            f"{self.empty_documents:,} empty docs | cache {self.cache}{where}"
         )
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(s.bad_rows for s in self.splits.values())
+
+    @property
+    def empty_documents(self) -> int:
+        return sum(s.empty_documents for s in self.splits.values())
+
+    @property
+    def bad_row_reasons(self) -> dict[str, int]:
+        reasons: dict[str, int] = {}
+        for s in self.splits.values():
+            for reason, n in s.bad_row_reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        return reasons
+
+    def describe_skipped(self) -> str:
+        """"skipped 20 of 320 rows: 12 invalid UTF-8, 8 malformed JSON; first at f.jsonl:3 (...)"."""
+        rows = sum(s.documents for s in self.splits.values()) + self.empty_documents + self.bad_rows
+        return describe_skipped(self.bad_rows, rows, self.bad_row_reasons, next(iter(self.bad_row_examples), None))
 
 
 def _text_kwargs(args: DataArguments) -> dict:
@@ -98,7 +116,8 @@ def _build_split(args, tokenizer, fmt: BlockFormat, split: str, key: str, work: 
         num_proc=args.preprocessing_num_workers, fn_kwargs=dict(tokenizer=tokenizer, separator_id=fmt.separator_id),
         features=ids, new_fingerprint=f"{key}-{split}-tokens", desc=f"Tokenising {split}",
     )
-    pack = PackSummary(empty_documents=report.empty_documents, bad_rows=report.bad_rows)
+    pack = PackSummary(empty_documents=report.empty_documents, bad_rows=report.bad_rows,
+                       bad_row_reasons=report.bad_row_reasons)
     # numpy, not Python lists: a 50 MB document is ~11M tokens, 44 MB as int32 but 400 MB as Python ints
     token_batches = (batch["input_ids"] for batch in tokenized.with_format("numpy").iter(batch_size=packing.TOKENIZE_BATCH))
     blocks = _write_dataset(

@@ -13,7 +13,7 @@ over batches of tokenised documents rather than a `map`; tokenisation itself is 
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class PackSummary:
     dropped_tokens: int = 0
     empty_documents: int = 0
     bad_rows: int = 0
+    bad_row_reasons: dict[str, int] = field(default_factory=dict)  # e.g. {"invalid UTF-8": 12}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 
 from .packing import TOKENIZE_BATCH, token_ids
@@ -10,14 +11,23 @@ from .report import DataError, ReadReport, exit_on_data_error, print_error
 from .sources import iter_rows
 
 
+# C0/C1 control characters other than tab, newline and carriage return: terminal colour codes and other
+# debris of scraped text, which a tokenizer otherwise learns as tokens
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 @dataclass
 class CorpusStats:
     documents: int = 0  # usable (non-empty, well-formed) documents, duplicates included
     characters: int = 0
     tokens: int | None = None  # without separators or special tokens; None without a tokenizer
+    tokens_per_character: float | None = None  # meaningful with or without spaces between words
     empty_documents: int = 0
     duplicate_documents: int = 0  # exact copies of an earlier document
+    control_characters: int = 0
+    documents_with_control_characters: int = 0
     bad_rows: int = 0
+    bad_row_reasons: dict[str, int] = field(default_factory=dict)
     bad_row_examples: list[str] = field(default_factory=list)
 
 
@@ -30,11 +40,12 @@ def corpus_stats(
     tokenizer=None,
 ) -> CorpusStats:
     """Counts over the whole source (train and validation), streamed; duplicates found by content hash."""
-    report, seen, duplicates, tokens, batch = ReadReport(), set(), 0, 0, []
+    report, seen, stats, batch = ReadReport(), set(), CorpusStats(), []
 
     def count_tokens(texts: list[str]) -> int:
         return sum(map(len, token_ids(texts, tokenizer)))
 
+    tokens = 0
     rows = iter_rows(dataset, "all", dataset_config=dataset_config, text_column=text_column, txt_mode=txt_mode)
     for row in rows:
         if row.text is None:
@@ -45,19 +56,22 @@ def corpus_stats(
             report.documents += 1
             report.characters += len(row.text)
             digest = hashlib.blake2b(row.text.encode("utf-8"), digest_size=16).digest()
-            duplicates += digest in seen
+            stats.duplicate_documents += digest in seen
             seen.add(digest)
+            if controls := len(_CONTROL.findall(row.text)):
+                stats.control_characters += controls
+                stats.documents_with_control_characters += 1
             if tokenizer is not None:
                 batch.append(row.text)
                 if len(batch) == TOKENIZE_BATCH:
                     tokens, batch = tokens + count_tokens(batch), []
-    if tokenizer is not None and batch:
-        tokens += count_tokens(batch)
-    return CorpusStats(
-        documents=report.documents, characters=report.characters, tokens=tokens if tokenizer is not None else None,
-        empty_documents=report.empty_documents, duplicate_documents=duplicates, bad_rows=report.bad_rows,
-        bad_row_examples=report.bad_row_examples,
-    )
+    if tokenizer is not None:
+        stats.tokens = tokens + (count_tokens(batch) if batch else 0)
+        stats.tokens_per_character = round(stats.tokens / report.characters, 4) if report.characters else None
+    stats.documents, stats.characters, stats.empty_documents = report.documents, report.characters, report.empty_documents
+    stats.bad_rows, stats.bad_row_reasons, stats.bad_row_examples = (
+        report.bad_rows, report.bad_row_reasons, report.bad_row_examples)
+    return stats
 
 
 @exit_on_data_error
@@ -83,10 +97,15 @@ def _stats_command(args) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in asdict(stats).items() if k != "bad_row_examples"}))
         return 0
-    print(f"dataset              {args.dataset}")
+    print(f"{'dataset':<35} {args.dataset}")
     for name, value in asdict(stats).items():
-        if name != "bad_row_examples":
-            print(f"{name:<20} {'-' if value is None else f'{value:,}'}")
+        if name == "bad_row_reasons":
+            value = ", ".join(f"{n:,} {reason}" for reason, n in value.items()) or "-"
+        elif name != "bad_row_examples":
+            value = "-" if value is None else f"{value:,}"
+        else:
+            continue
+        print(f"{name:<35} {value}")
     for example in stats.bad_row_examples:
         print(f"  bad row  {example}")
     return 0

@@ -29,9 +29,9 @@ def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dic
         ("parameters", f"{counts['total']:,}" + (f" ({counts['active']:,} active per token)"
                                                   if counts["active"] != counts["total"] else "")),
         ("vocabulary", f"{len(tokenizer):,} tokens"),
-        ("training data", dataset + (f": {report['data_documents']:,} documents; skipped {report['data_bad_rows']:,} bad "
-                                     f"rows and {report['data_empty_documents']:,} empty documents"
-                                     if "data_bad_rows" in report else "")),
+        ("training data", dataset + (f": {report['data_documents']:,} documents; {report['data_skipped']}; "
+                                     f"{report['data_empty_documents']:,} empty documents"
+                                     if "data_skipped" in report else "")),
         ("sequence length", str(data_args.max_seq_length)),
         ("tokens seen", f"{report['tokens_seen']:,}"),
         ("optimizer steps", f"{report['global_step']:,}"),

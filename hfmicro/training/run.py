@@ -492,10 +492,10 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
               "tokens_seen": trainer.state.global_step * plan.tokens_per_step,
               "nonfinite_steps_skipped": trainer.nonfinite_steps, **metrics}
     if plan.data_summary.splits:  # a prepared corpus (a stream is counted while it is read)
-        splits = plan.data_summary.splits.values()
-        report.update(data_documents=sum(s.documents for s in splits), data_bad_rows=sum(s.bad_rows for s in splits),
-                      data_empty_documents=sum(s.empty_documents for s in splits),
-                      data_bad_row_examples=plan.data_summary.bad_row_examples)
+        summary = plan.data_summary
+        report.update(data_documents=sum(s.documents for s in summary.splits.values()), data_bad_rows=summary.bad_rows,
+                      data_empty_documents=summary.empty_documents, data_bad_row_reasons=summary.bad_row_reasons,
+                      data_bad_row_examples=summary.bad_row_examples, data_skipped=summary.describe_skipped())
     if plan.objective == "mlm":
         from .probes import fill_mask_demo
 
