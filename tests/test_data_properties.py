@@ -79,10 +79,6 @@ def test_train_bpe_never_raises_on_any_jsonl(tmp_path_factory, capsys, rows):
     assert (code == 0) == os.path.isdir(tmp / "tok")
 
 
-if __name__ == "__main__":
-    pytest.main([__file__])
-
-
 def _other_formats(folder):
     """One file of each kind the issue lists, besides jsonl: CSV with a quoted newline and missing
     columns, parquet with nulls and a non-string column, a truncated .gz, a binary .txt."""
@@ -119,3 +115,116 @@ def test_a_folder_of_every_format_reads_every_good_document(tmp_path_factory, ca
     assert main(["data", "stats", "--dataset", str(folder), "--json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["documents"] == expected and "Traceback" not in err
+
+
+# The same kind of corpus in every other format: each row is good, bad or empty as that format can hold it.
+CSV_GOOD = st.one_of(GOOD, st.tuples(GOOD, GOOD).map("\n".join))  # quoted newlines inside a field
+CSV_BAD = st.sampled_from([b"7", b'7,"bad \xff byte"', b'7,"nul \x00 byte"'])  # no text field, invalid UTF-8, NUL
+TXT_BAD = st.sampled_from([b"bad \xff byte", b"nul \x00 byte", b"\x89PNG\r\x1a\x00"])
+
+
+def rows_of(good, bad, empty):
+    return st.lists(st.one_of(good.map(lambda t: ("good", t)), bad.map(lambda b: ("bad", b)),
+                              empty.map(lambda t: ("empty", t))), min_size=1, max_size=25)
+
+
+def write_csv(path, rows):
+    import csv
+    import io
+
+    with open(path, "wb") as f:
+        f.write(b"id,text\n")
+        for i, (kind, value) in enumerate(rows):
+            if kind == "bad":
+                f.write(value + b"\n")
+                continue
+            line = io.StringIO()
+            csv.writer(line, lineterminator="\n").writerow([i, value])
+            f.write(line.getvalue().encode())
+
+
+def write_txt(path, rows):  # one document per line (--txt_mode line)
+    with open(path, "wb") as f:
+        for kind, value in rows:
+            f.write((value.encode() if kind != "bad" else value) + b"\n")
+
+
+def write_parquet(path, rows):  # a null is parquet's bad row
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": pa.array([None if kind == "bad" else v for kind, v in rows], pa.string())}), path)
+
+
+def write_json_array(path, rows):
+    records = [{"text": value} if kind != "bad" else value for kind, value in rows]
+    path.write_text(json.dumps(records), encoding="utf-8")
+
+
+def write_jsonl_gz(path, rows):
+    import gzip
+
+    plain = path.parent / "plain.jsonl"
+    write_jsonl(plain, rows)
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+
+
+EMPTY_TEXT = st.sampled_from(["", "   "])
+FORMATS = {
+    "csv": (write_csv, rows_of(CSV_GOOD, CSV_BAD, EMPTY_TEXT)),
+    "txt": (write_txt, rows_of(GOOD, TXT_BAD, st.just("   "))),
+    "parquet": (write_parquet, rows_of(GOOD, st.just(None), EMPTY_TEXT)),
+    "json": (write_json_array, rows_of(GOOD, st.sampled_from([42, None, ["a", "list"], {"body": "x"}]),
+                                       EMPTY_TEXT)),
+    "jsonl.gz": (write_jsonl_gz, ROWS),
+}
+
+
+def check_format(folder, capsys, fmt, rows, bpe: bool):
+    """Reader, data stats and (with `bpe`) train_bpe on one generated file: no traceback, every good
+    document whole and in order, counts that add up."""
+    write, _ = FORMATS[fmt]
+    path = folder / f"corpus.{fmt}"
+    write(path, rows)
+    options = ["--txt_mode", "line"] if fmt == "txt" else []
+    good = [value for kind, value in rows if kind == "good"]
+    report = ReadReport()
+    try:
+        texts = list(iter_texts(str(path), "all", report=report, txt_mode="line"))
+    except DataError as err:
+        assert not good and "no usable documents" in str(err)
+        texts = []
+    assert texts == good
+    assert (report.documents, report.bad_rows, report.empty_documents) == (
+        len(good), sum(k == "bad" for k, _ in rows), sum(k == "empty" for k, _ in rows))
+    assert sum(report.bad_row_reasons.values()) == report.bad_rows
+    code = main(["data", "stats", "--dataset", str(path), "--json", *options])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert (code, json.loads(out)["documents"]) == (0, len(good)) if good else code == 2
+    if bpe:
+        code = main(["train-bpe", "--dataset", str(path), "--vocab_size", "300", "--model_type", "bert",
+                     "--output_dir", str(folder / "tok"), "--validation_split_percentage", "0", *options])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and (code == 0) == bool(good) == os.path.isdir(folder / "tok")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_any_file_of_any_format_reads_whole_good_documents_and_counts_add_up(fmt, tmp_path_factory, capsys):
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rows=FORMATS[fmt][1])
+    def check(rows):
+        check_format(tmp_path_factory.mktemp(fmt), capsys, fmt, rows, bpe=False)
+
+    check()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_train_bpe_never_raises_on_any_format(fmt, tmp_path_factory, capsys):
+    @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rows=FORMATS[fmt][1])
+    def check(rows):
+        check_format(tmp_path_factory.mktemp(fmt), capsys, fmt, rows, bpe=True)
+
+    check()
