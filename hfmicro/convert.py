@@ -1,4 +1,4 @@
-"""Conversion to stock transformers models, and parameter counting.
+"""Conversion to stock transformers models.
 
 `to_stock(model)` copies a MicroBERT / MicroGPT checkpoint into a stock `BertForMaskedLM` /
 `GPT2LMHeadModel` with identical outputs, so the weights also work with tools that only know the
@@ -10,15 +10,6 @@ from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMode
 
 from .models.microbert import MicroBertForMaskedLM
 from .models.microgpt import MicroGPTForCausalLM
-
-
-def count_parameters(model: PreTrainedModel) -> dict[str, int]:
-    """Total, trainable and active (used per token: differs from total only for MoE) parameter counts.
-    Tied weights are counted once."""
-    total = model.num_parameters()
-    trainable = model.num_parameters(only_trainable=True)
-    active = model.num_active_parameters() if hasattr(model, "num_active_parameters") else total
-    return {"total": total, "trainable": trainable, "active": active}
 
 
 def _require_compatible(model, compatible: dict, target: str) -> None:

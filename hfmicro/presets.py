@@ -54,7 +54,7 @@ def preset_config(name: str, **overrides):
     """The MicroBertConfig / MicroGPTConfig of a preset, with any field overridden."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    from . import MicroBertConfig, MicroGPTConfig
+    from .models import MicroBertConfig, MicroGPTConfig
 
     preset = PRESETS[name]
     config_class = MicroBertConfig if preset.family == "microbert" else MicroGPTConfig
@@ -63,7 +63,7 @@ def preset_config(name: str, **overrides):
 
 def build_model(config):
     """The pre-training model (MicroBertForMaskedLM or MicroGPTForCausalLM) for a config."""
-    from . import MicroBertConfig, MicroBertForMaskedLM, MicroGPTForCausalLM
+    from .models import MicroBertConfig, MicroBertForMaskedLM, MicroGPTForCausalLM
 
     return (MicroBertForMaskedLM if isinstance(config, MicroBertConfig) else MicroGPTForCausalLM)(config)
 
@@ -72,7 +72,7 @@ def count_preset(name: str, **overrides) -> dict[str, int]:
     """Total / trainable / active parameters of a preset, counted on the meta device (no memory used)."""
     import torch
 
-    from .convert import count_parameters
+    from .models import count_parameters
 
     with torch.device("meta"):
         return count_parameters(build_model(preset_config(name, **overrides)))

@@ -1,1 +1,39 @@
-"""The model families. Each lives in one folder: configuration_<name>.py + modeling_<name>.py."""
+"""The model families. Each lives in one folder: configuration_<name>.py + modeling_<name>.py.
+
+Importing this package registers both families with the transformers Auto classes.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedModel
+
+from .microbert import MicroBertConfig, MicroBertForMaskedLM, MicroBertModel
+from .microgpt import MicroGPTConfig, MicroGPTForCausalLM, MicroGPTModel
+
+AutoConfig.register("microbert", MicroBertConfig, exist_ok=True)
+AutoModel.register(MicroBertConfig, MicroBertModel, exist_ok=True)
+AutoModelForMaskedLM.register(MicroBertConfig, MicroBertForMaskedLM, exist_ok=True)
+AutoConfig.register("microgpt", MicroGPTConfig, exist_ok=True)
+AutoModel.register(MicroGPTConfig, MicroGPTModel, exist_ok=True)
+AutoModelForCausalLM.register(MicroGPTConfig, MicroGPTForCausalLM, exist_ok=True)
+
+# save_pretrained then copies the configuration/modeling files and writes `auto_map` into config.json
+MicroBertConfig.register_for_auto_class()
+MicroBertModel.register_for_auto_class("AutoModel")
+MicroBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+MicroGPTConfig.register_for_auto_class()
+MicroGPTModel.register_for_auto_class("AutoModel")
+MicroGPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+
+
+def count_parameters(model: PreTrainedModel) -> dict[str, int]:
+    """Total, trainable and active (used per token: differs from total only for MoE) parameter counts.
+    Tied weights are counted once."""
+    total = model.num_parameters()
+    trainable = model.num_parameters(only_trainable=True)
+    active = model.num_active_parameters() if hasattr(model, "num_active_parameters") else total
+    return {"total": total, "trainable": trainable, "active": active}
+
+
+__all__ = [
+    "MicroBertConfig", "MicroBertModel", "MicroBertForMaskedLM", "MicroGPTConfig", "MicroGPTModel",
+    "MicroGPTForCausalLM", "count_parameters",
+]

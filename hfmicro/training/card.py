@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from ..convert import count_parameters
+from ..models import count_parameters
 from .hardware import cpu_name
 
 

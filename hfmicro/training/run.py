@@ -386,7 +386,7 @@ def _total_steps(trainer, data_args) -> int:
 
 
 def _banner(trainer, plan: RunPlan) -> None:
-    from ..convert import count_parameters
+    from ..models import count_parameters
 
     args = trainer.args
     counts = count_parameters(trainer.model)
