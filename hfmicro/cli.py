@@ -14,6 +14,8 @@ VERB_MODULES = [
     "hfmicro.bpe",
     "hfmicro.data.stats",
     "hfmicro.data.cache",
+    "hfmicro.inference",
+    "hfmicro.compare",
 ]
 
 

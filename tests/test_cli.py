@@ -1,5 +1,6 @@
 """The `hfmicro` command: fast help, and each verb on tiny artifacts made here."""
 
+import copy
 import json
 import os
 import subprocess
@@ -39,3 +40,159 @@ def test_the_models_are_registered_with_the_auto_classes_when_used():
     code = ("from hfmicro import MicroBertConfig\nfrom transformers import AutoConfig\n"
             "assert type(AutoConfig.for_model('microbert')) is MicroBertConfig")
     assert "transformers" in modules_after(code)
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory, bert_tokenizer, gpt_tokenizer):
+    """A tiny MicroBERT, a tiny stock BERT with a '<mask>' tokenizer and a tiny MicroGPT, saved as a user would."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from test_models_common import tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    folders = {}
+    for name, family, tokenizer in [("bert", "microbert", bert_tokenizer), ("gpt", "microgpt", gpt_tokenizer)]:
+        ids = dict(pad_token_id=tokenizer.pad_token_id) | (
+            dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id) if family == "microgpt" else {})
+        model = tiny_model(family, vocab_size=len(tokenizer), **ids)
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+        folders[name] = str(root / name)
+    roberta_style = copy.deepcopy(bert_tokenizer)
+    roberta_style.add_special_tokens({"mask_token": "<mask>"})  # the user still writes [MASK]
+    torch.manual_seed(0)
+    stock = BertForMaskedLM(BertConfig(vocab_size=len(roberta_style), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64)).eval()
+    stock.save_pretrained(root / "stock")
+    roberta_style.save_pretrained(root / "stock")
+    folders["stock"] = str(root / "stock")
+    return folders
+
+
+def run_cli(capsys, argv):
+    from hfmicro.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("which", ["bert", "stock"])
+def test_fill_mask_gives_the_models_own_probabilities(tiny_folders, capsys, which):
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    folder = tiny_folders[which]
+    code, out, _ = run_cli(capsys, ["fill-mask", folder, "The function returns a [MASK] of the values.",
+                                    "--top_k", "4", "--json"])
+    assert code == 0
+    predictions = json.loads(out)["masks"][0]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForMaskedLM.from_pretrained(folder).eval()
+    enc = tokenizer(f"The function returns a {tokenizer.mask_token} of the values.", return_tensors="pt")
+    enc.pop("token_type_ids", None)
+    with torch.no_grad():
+        probs = model(**enc).logits[0, enc["input_ids"][0].tolist().index(tokenizer.mask_token_id)].softmax(-1)
+    top = probs.topk(4)
+    assert [p["token"] for p in predictions] == [tokenizer.decode([int(i)]) for i in top.indices]
+    assert [p["probability"] for p in predictions] == pytest.approx(top.values.tolist(), abs=1e-5)
+    code, out, _ = run_cli(capsys, ["fill-mask", folder, "A [MASK] and a [MASK].", "--top_k", "2"])
+    assert code == 0 and "mask 2:" in out and len([l for l in out.splitlines() if l.startswith("  ")]) == 4
+
+
+def test_generate_greedy_matches_generate_and_reports_probabilities(tiny_folders, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_folders["gpt"]
+    code, out, _ = run_cli(capsys, ["generate", folder, "The module provides", "--temperature", "0",
+                                    "--max_new_tokens", "12", "--json"])
+    assert code == 0
+    sample = json.loads(out)["samples"][0]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    prompt = tokenizer("The module provides", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        greedy = model.generate(prompt, max_new_tokens=12, do_sample=False)[0, prompt.shape[1] :]
+        logits = model(torch.cat([prompt[0], greedy])[None]).logits[0]
+    assert sample["text"] == tokenizer.decode(greedy, skip_special_tokens=True)
+    expected = logits[prompt.shape[1] - 1 : -1].softmax(-1).gather(-1, greedy[:, None])[:, 0]
+    assert [t["probability"] for t in sample["tokens"]] == pytest.approx(expected.tolist(), abs=1e-5)
+    # greedy takes the most likely token: every probability is the maximum of its distribution
+    assert all(p >= q - 1e-6 for p, q in zip(expected.tolist(), logits[prompt.shape[1] - 1 : -1].softmax(-1).max(-1).values))
+    assert 0 <= sample["repeated_4grams"] <= 1 and 0 < sample["distinct_2"] <= 1
+
+    argv = ["generate", folder, "If the value is", "--num_return_sequences", "3", "--max_new_tokens", "8", "--json"]
+    first, second = (json.loads(run_cli(capsys, argv)[1])["samples"] for _ in range(2))
+    assert len(first) == 3 and first == second  # seeded: the same samples again
+    code, out, _ = run_cli(capsys, argv[:-1])
+    assert code == 0 and out.count("mean token probability") == 3
+
+
+def test_repetition_measures():
+    from hfmicro.inference import repetition
+
+    assert repetition([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]) == {"repeated_4grams": 5 / 9, "distinct_2": 4 / 11}
+    assert repetition(list(range(10))) == {"repeated_4grams": 0.0, "distinct_2": 1.0}
+
+
+@pytest.mark.parametrize(
+    "argv,word",
+    [
+        (["fill-mask", "no/such/folder", "a [MASK]"], "no/such/folder"),
+        (["fill-mask", "BERT", "no mask here"], "[MASK]"),
+        (["generate", "BERT", "hello"], "text-generation"),
+        (["generate", "./missing", "hello"], "./missing"),
+    ],
+)
+def test_tool_errors_are_one_line_with_exit_code_2(tiny_folders, capsys, argv, word):
+    argv = [tiny_folders["bert"] if a == "BERT" else a for a in argv]
+    code, _, err = run_cli(capsys, argv)
+    assert code == 2 and err.startswith("hfmicro: error: ") and word in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two real 6-step MicroBERT runs that differ in weight decay and masking rate."""
+    from hfmicro.training.run import pretrain
+
+    root = tmp_path_factory.mktemp("runs")
+    runs = []
+    for name, extra in [("wd-1e-4", ["--weight_decay", "1e-4"]), ("wd-1e-5", ["--weight_decay", "1e-5",
+                                                                                "--mlm_probability", "0.3"])]:
+        out = root / name
+        assert pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir",
+                                str(out), "--max_steps", "6", "--eval_steps", "3", "--save_steps", "6",
+                                "--logging_steps", "2", *extra]) == 0
+        runs.append(str(out))
+    return runs
+
+
+def test_compare_tabulates_what_differs_and_draws_the_curves(two_runs, capsys, tmp_path):
+    png = tmp_path / "c.png"
+    code, out, _ = run_cli(capsys, ["compare", *two_runs, "--out", str(png), "--json"])
+    assert code == 0
+    report = json.loads(out)
+    assert set(report["differing_settings"]) >= {"weight_decay", "mlm_probability"}
+    assert "learning_rate" not in report["differing_settings"] and "output_dir" not in report["differing_settings"]
+    assert [r["settings"]["weight_decay"] for r in report["runs"]] == [1e-4, 1e-5]
+    assert report["loss_comparable"] is False  # 20 % vs 30 % masked
+    for run, folder in zip(report["runs"], two_runs):
+        results = json.loads(open(os.path.join(folder, "eval_results.json")).read())
+        assert run["final"]["eval_loss"] == results["eval_loss"] and run["global_step"] == 6
+        assert run["tokens_seen"] == results["tokens_seen"] == 6 * 16 * 64
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size[0] >= 800 and len(set(image.convert("L").get_flattened_data())) > 10  # a drawn figure, not blank
+
+    code, out, _ = run_cli(capsys, ["compare", *two_runs, "--out", str(tmp_path / "t.png"), "--x", "tokens"])
+    assert code == 0 and "weight_decay" in out and "not directly comparable" in out and "eval_loss" in out
+
+
+def test_compare_refuses_a_folder_without_history(two_runs, capsys, tmp_path):
+    code, _, err = run_cli(capsys, ["compare", two_runs[0], str(tmp_path)])
+    assert code == 2 and "training_history.json" in err and err.startswith("hfmicro: error: ")
+    code, _, err = run_cli(capsys, ["compare", str(tmp_path / "nope")])
+    assert code == 2 and "nope" in err

@@ -441,6 +441,8 @@ def _run(trainer, tokenizer, plan: RunPlan) -> int:
     else:
         if args.should_log:
             _banner(trainer, plan)
+        if trainer.is_world_process_zero():
+            _write_settings(args, plan)
         preemption = next(c for c in trainer.callback_handler.callbacks if isinstance(c, PreemptionCallback))
         try:
             trainer.train(resume_from_checkpoint=plan.resume)
@@ -456,6 +458,19 @@ def _run(trainer, tokenizer, plan: RunPlan) -> int:
           flush=True)
     _final_save(trainer, tokenizer, plan, time.time() - start)
     return 0
+
+
+def _write_settings(args, plan: RunPlan) -> None:
+    """`run_settings.json` in the output folder: every option this launch trains with (what `hfmicro
+    compare` tabulates), written before the first step so a run in progress can be compared too."""
+    training = {k: v for k, v in args.to_dict().items()
+                if (v is None or isinstance(v, (int, float, str, bool))) and "token" not in k}
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_json_atomic(os.path.join(args.output_dir, "run_settings.json"), {
+        "run": {"objective": plan.objective, "precision": plan.precision, "tokens_per_step": plan.tokens_per_step,
+                "total_steps": plan.total_steps, "world_size": args.world_size},
+        "model": asdict(plan.model_args), "data": asdict(plan.data_args), "training": training,
+    })
 
 
 def _close_progress_bars(trainer) -> None:
