@@ -7,6 +7,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["hfmicro", "hfmicro.*"]),
+    package_data={"hfmicro.metrics": ["*/*.py"]},  # evaluate modules: folders loaded by path, not packages
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4",
@@ -18,6 +19,7 @@ setup(
         "safetensors",
         "numpy",
         "pyyaml",
+        "evaluate>=0.4",  # the metrics in hfmicro/metrics are evaluate modules
         "matplotlib",  # training_curves.png
     ],
     extras_require={"test": ["pytest", "hypothesis", "tensorboard"], "tensorboard": ["tensorboard"]},

@@ -14,6 +14,7 @@ VERB_MODULES = [
     "hfmicro.bpe",
     "hfmicro.data.stats",
     "hfmicro.data.cache",
+    "hfmicro.evaluation",
     "hfmicro.inference",
     "hfmicro.compare",
 ]

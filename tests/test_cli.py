@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,9 +45,9 @@ def test_the_models_are_registered_with_the_auto_classes_when_used():
 
 @pytest.fixture(scope="module")
 def tiny_folders(tmp_path_factory, bert_tokenizer, gpt_tokenizer):
-    """A tiny MicroBERT, a tiny stock BERT with a '<mask>' tokenizer and a tiny MicroGPT, saved as a user would."""
+    """Tiny MicroBERT, stock BERT (with a '<mask>' tokenizer), MicroGPT and stock GPT-2, saved as a user would."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
     from test_models_common import tiny_model
 
@@ -67,6 +68,11 @@ def tiny_folders(tmp_path_factory, bert_tokenizer, gpt_tokenizer):
     stock.save_pretrained(root / "stock")
     roberta_style.save_pretrained(root / "stock")
     folders["stock"] = str(root / "stock")
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(gpt_tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                      bos_token_id=gpt_tokenizer.eos_token_id, eos_token_id=gpt_tokenizer.eos_token_id))
+    gpt2.save_pretrained(root / "gpt2")
+    gpt_tokenizer.save_pretrained(root / "gpt2")
+    folders["gpt2"] = str(root / "gpt2")
     return folders
 
 
@@ -196,3 +202,65 @@ def test_compare_refuses_a_folder_without_history(two_runs, capsys, tmp_path):
     assert code == 2 and "training_history.json" in err and err.startswith("hfmicro: error: ")
     code, _, err = run_cli(capsys, ["compare", str(tmp_path / "nope")])
     assert code == 2 and "nope" in err
+
+
+def expected_scores(folder, objective, length, blocks, batch_size=32):
+    """Loss and accuracy computed by hand on the same packed blocks: what `hfmicro evaluate` must report."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    from hfmicro.data import DataArguments, load_lm_datasets
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = (AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM).from_pretrained(folder).eval()
+    data = load_lm_datasets(DataArguments(max_seq_length=length, static_masking=objective == "mlm"), tokenizer,
+                            objective)["validation"].select(range(blocks))
+    total_loss = correct = scored = 0.0
+    for start in range(0, blocks, batch_size):
+        rows = data[start : start + batch_size]
+        ids = torch.tensor(rows["input_ids"])
+        labels = torch.tensor(rows["labels"]) if objective == "mlm" else ids.clone()
+        with torch.no_grad():
+            out = model(input_ids=ids, labels=labels)
+            logits = model(input_ids=ids).logits  # dense logits, also for the sparse MLM head
+        total_loss += out.loss.item() * len(ids)  # Trainer averages batch losses weighted by batch size
+        if objective == "clm":
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        mask = labels != -100
+        correct += (logits.argmax(-1)[mask] == labels[mask]).sum().item()
+        scored += mask.sum().item()
+    return total_loss / blocks, correct / scored, int(scored)
+
+
+@pytest.mark.parametrize("which,objective", [("bert", "mlm"), ("stock", "mlm"), ("gpt", "clm"), ("gpt2", "clm")])
+def test_evaluate_scores_any_model_on_the_same_windows(tiny_folders, capsys, which, objective, monkeypatch, tmp_path):
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+    folder = tiny_folders[which]
+    code, out, _ = run_cli(capsys, ["evaluate", folder, "--max_seq_length", "32", "--max_blocks", "40", "--json"])
+    assert code == 0
+    result = json.loads(out)
+    loss, accuracy, scored = expected_scores(folder, objective, 32, 40)
+    assert result["objective"] == objective and result["blocks"] == 40 and result["scored_tokens"] == scored
+    assert result["loss"] == pytest.approx(loss, rel=1e-4) and result["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert result["perplexity"] == pytest.approx(math.exp(loss), rel=1e-4)
+    if objective == "mlm":  # fixed masks at 15 %: about that share of the non-[CLS] tokens is scored
+        assert 0.10 < scored / (40 * 31) < 0.20 and result["mlm_probability"] == 0.15
+
+
+def test_evaluate_uses_the_same_masks_for_every_model_and_refuses_bad_input(tiny_folders, capsys, tmp_path):
+    import shutil
+
+    from test_models_common import tiny_model
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_folders["bert"], other)
+    tiny_model("microbert", seed=1, vocab_size=json.load(open(other / "config.json"))["vocab_size"],
+               pad_token_id=json.load(open(other / "config.json"))["pad_token_id"]).save_pretrained(other)
+    argv = ["--max_seq_length", "32", "--max_blocks", "40", "--mlm_probability", "0.3", "--json"]
+    first = json.loads(run_cli(capsys, ["evaluate", tiny_folders["bert"], *argv])[1])
+    second = json.loads(run_cli(capsys, ["evaluate", str(other), *argv])[1])
+    assert first["scored_tokens"] == second["scored_tokens"] and first["loss"] != second["loss"]
+    code, _, err = run_cli(capsys, ["evaluate", str(tmp_path / "missing")])
+    assert code == 2 and "missing" in err and err.startswith("hfmicro: error: ")
+    code, _, err = run_cli(capsys, ["evaluate", tiny_folders["bert"], "--max_seq_length", "4096"])
+    assert code == 2 and "max_seq_length" in err

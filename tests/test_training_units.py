@@ -11,7 +11,7 @@ from transformers import EvalPrediction
 
 from hfmicro.training.callbacks import flops_per_token
 from hfmicro.training.hardware import Hardware, auto_batch_size, resolve_precision
-from hfmicro.training.run import accuracy_metrics
+from hfmicro.metrics import lm_metrics
 from test_models_common import tiny_config
 
 T4 = Hardware("cuda", "Tesla T4", (7, 5), 16 * 2**30)
@@ -54,7 +54,7 @@ def test_auto_batch_size_scales_with_memory():
 
 
 def test_accuracy_metrics_from_sparse_and_dense_logits():
-    compute, preprocess = accuracy_metrics("mlm")
+    compute, preprocess = lm_metrics("mlm")
     labels = torch.tensor([[-100, 5, -100, 7], [3, -100, -100, -100]])
     sparse = torch.zeros(3, 10)
     sparse[0, 5] = sparse[1, 1] = sparse[2, 3] = 1.0  # right, wrong, right
@@ -64,7 +64,7 @@ def test_accuracy_metrics_from_sparse_and_dense_logits():
     dense[0, 1, 5] = dense[0, 3, 7] = dense[1, 0, 9] = 1.0
     assert compute(EvalPrediction(predictions.numpy(), labels.numpy()))["accuracy"] == pytest.approx(2 / 3)
     assert compute(EvalPrediction(preprocess(dense, labels).numpy(), labels.numpy()))["accuracy"] == pytest.approx(2 / 3)
-    compute_clm, _ = accuracy_metrics("clm")
+    compute_clm, _ = lm_metrics("clm")
     tokens = np.array([[1, 2, 3, 4]])
     shifted_right = np.array([[2, 3, 9, 0]])  # position t predicts token t+1: 2 of 3 right
     assert compute_clm(EvalPrediction(shifted_right, tokens))["accuracy"] == pytest.approx(2 / 3)

@@ -25,6 +25,7 @@ from ..data import (
     DataArguments, DataError, DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets,
     wait_for_prepared,
 )
+from ..metrics import lm_metrics, perplexity
 from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
 from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
@@ -47,29 +48,6 @@ def restore_cpu_threads() -> None:
         return
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-
-
-def accuracy_metrics(objective: str):
-    """compute_metrics + preprocess_logits_for_metrics that never hold full logits: each eval batch is
-    reduced to its argmax predictions at once, laid out like the labels (-100 where not scored)."""
-
-    def preprocess_logits_for_metrics(logits, labels):
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        if logits.dim() == 2:  # sparse MLM head: (num_scored, V), in the order of labels != -100
-            predictions = torch.full_like(labels, -100)
-            predictions[labels != -100] = logits.argmax(-1)
-            return predictions
-        return logits.argmax(-1)
-
-    def compute_metrics(eval_pred):
-        predictions, labels = eval_pred.predictions, eval_pred.label_ids
-        if objective == "clm":  # position t predicts token t + 1
-            predictions, labels = predictions[:, :-1], labels[:, 1:]
-        scored = labels != -100
-        return {"accuracy": float((predictions[scored] == labels[scored]).mean()) if scored.any() else 0.0}
-
-    return compute_metrics, preprocess_logits_for_metrics
 
 
 class NonFiniteError(RuntimeError):
@@ -300,7 +278,7 @@ def _setup(objective: str, model_args, data_args, args, argv):
     elif args.max_eval_samples and len(eval_dataset) > args.max_eval_samples:
         eval_dataset = eval_dataset.select(range(args.max_eval_samples))
 
-    compute_metrics, preprocess = accuracy_metrics(objective)
+    compute_metrics, preprocess = lm_metrics(objective)
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     peak = hardware.peak_flops(precision)
     tokens_per_step = (args.per_device_train_batch_size * data_args.max_seq_length * args.gradient_accumulation_steps
@@ -490,7 +468,7 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
     args = trainer.args
     metrics = trainer.evaluate()
     if "eval_loss" in metrics:
-        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
+        metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
     trainer.log_metrics("eval", metrics)
     model = trainer.model
     bad = trainer.nonfinite_weights()
