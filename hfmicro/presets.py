@@ -79,13 +79,22 @@ def count_preset(name: str, **overrides) -> dict[str, int]:
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("configs", help="list the model presets with their parameter counts")
+    parser = subparsers.add_parser("configs", help="list the model presets: parameters and weight memory")
     parser.add_argument("--family", choices=FAMILIES, help="only this model family")
     parser.set_defaults(func=_configs)
 
 
+def format_bytes(n: float) -> str:
+    """Decimal units, as our users' tables wrote them ("2.3M parameters ~9MB")."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def _configs(args) -> int:
-    header = f"{'preset':<22} {'L':>3} {'H':>3} {'d':>4} {'ff':>5} {'vocab':>6} {'seq':>5} {'params':>12} {'active':>12}  source"
+    header = (f"{'preset':<22} {'L':>3} {'H':>3} {'d':>4} {'ff':>5} {'vocab':>6} {'seq':>5} {'params':>12} {'active':>12} "
+              f"{'fp32':>9} {'bf16':>9}  source")
     print(header)
     print("-" * len(header))
     for name, p in PRESETS.items():
@@ -94,5 +103,5 @@ def _configs(args) -> int:
         active = p.active or p.params
         print(f"{name:<22} {p.num_hidden_layers:>3} {p.num_attention_heads:>3} {p.hidden_size:>4} "
               f"{p.intermediate_size:>5} {p.vocab_size:>6} {p.max_position_embeddings:>5} {p.params:>12,} "
-              f"{active:>12,}  {p.source}")
+              f"{active:>12,} {format_bytes(4 * p.params):>9} {format_bytes(2 * p.params):>9}  {p.source}")
     return 0

@@ -46,3 +46,14 @@ def test_configs_command_lists_every_preset():
     for name, preset in PRESETS.items():
         assert name in out.stdout and f"{preset.params:,}" in out.stdout
     assert "46,392,320" in out.stdout  # active parameters of the MoE row
+
+
+def test_configs_command_shows_weight_memory_per_precision():
+    """The users' table: parameters and the memory their weights take (fp32 4 bytes, bf16 2 bytes each)."""
+    out = subprocess.run([sys.executable, "-m", "hfmicro.cli", "configs"], capture_output=True, text=True, timeout=120)
+    header, _, *rows = out.stdout.splitlines()
+    assert "fp32" in header and "bf16" in header
+    gpt2 = next(row for row in rows if row.startswith("microgpt-124m "))
+    assert "497.8 MB" in gpt2 and "248.9 MB" in gpt2  # 124,439,808 x 4 and x 2 bytes
+    toy = next(row for row in rows if row.startswith("microbert-toy "))
+    assert "164.2 kB" in toy and "82.1 kB" in toy  # 41,044 parameters
