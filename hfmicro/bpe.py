@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from .data import packing
+from .data.scripts import is_unspaced
 from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
 
 MODEL_TYPES = ("bert", "gpt")
@@ -85,9 +86,10 @@ def check_vocab_size(vocab_size: int, model_type: str) -> None:
 
 
 def fertility(tokenizer, texts: list[str]) -> dict:
-    """Tokens per whitespace-separated word and per character, special tokens not counted."""
+    """Tokens per character, and per whitespace-separated word where words are separated by spaces (not in
+    Chinese or Japanese text, where `split` finds phrases); special tokens not counted."""
     n_tokens = sum(map(len, packing.token_ids(texts, tokenizer)))
-    n_words = sum(len(t.split()) for t in texts)
+    n_words = 0 if is_unspaced("".join(texts[:1000])) else sum(len(t.split()) for t in texts)
     n_chars = sum(len(t) for t in texts)
     return {
         "tokens_per_word": round(n_tokens / n_words, 4) if n_words else None,
@@ -280,7 +282,9 @@ def format_report(report: dict) -> str:
         f"vocab size   {report['vocab_size']} ({report['model_type']})",
         f"bytes seen   {report['bytes_seen'] / 1e6:.1f} MB in {report['docs_seen']} documents",
         f"seconds      {report['seconds']:.1f} ({report['mb_per_s']:.1f} MB/s)",
-        f"fertility    {fert['tokens_per_word']} tokens/word, {fert['tokens_per_char']} tokens/char "
+        f"fertility    {fert['tokens_per_char']} tokens/char"
+        + (f", {fert['tokens_per_word']} tokens/word" if fert["tokens_per_word"] is not None else " (no words: text without spaces)")
+        + " "
         f"on {fert['heldout']} ({fert['docs']} documents, {fert['bytes'] / 1e6:.2f} MB)",
     ])
 

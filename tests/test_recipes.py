@@ -219,6 +219,13 @@ def test_a_one_sentence_per_line_txt_trains_with_a_real_validation_split(tmp_pat
     train_docs, validation_docs = (int(re.search(rf"{split} ([\d,]+) docs", summary).group(1).replace(",", ""))
                                    for split in ("train", "validation"))
     assert train_docs + validation_docs == len(sentences) and validation_docs > 0.02 * len(sentences)
+    # the demo asks about the run's own text, not the shipped sentences about Python's documentation
+    demo = captured.out.split("[hfmicro] fill-mask demo:\n")[1].splitlines()[:3]
+    corpus_text = corpus.read_text()
+    for line in demo:
+        left, right = line.strip().split("  ->  ")[0].split("[MASK]")
+        assert left.strip() and left in corpus_text and right in corpus_text, line
+    assert "The function returns a [MASK]" not in captured.out
     tokenizer = tmp_path / "tokenizer"
     subprocess.run([sys.executable, os.path.join(ROOT, "tokenizers", "train_bpe.py"), "--dataset", str(corpus),
                     "--vocab_size", "2000", "--model_type", "bert", "--output_dir", str(tokenizer)], check=True,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..data.packing import token_ids
+from ..data.scripts import UNSPACED, is_unspaced
 
 DEMO_SENTENCES = [
     "The function returns a [MASK] of the values.",
@@ -35,34 +36,87 @@ def token_frequencies(tokenizer, texts) -> Counter:
     return Counter({int(i): int(counts[i]) for i in np.flatnonzero(counts)})
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+
+
+def sentences_of(document: str) -> list[str]:
+    """Sentences, ended by . ! ? and a space, or by 。！？ (no space follows them in Chinese and Japanese)."""
+    return [s for s in _SENTENCE_END.split(" ".join(document.split())) if s]
+
+
+def _candidates(tokenizer, sentence: str) -> tuple[list[tuple[int, int, int]], bool]:
+    """(start, end, token id) of the units of `sentence` that can be masked, and whether it is long enough
+    to be a probe: a whole word that is one token (with its leading space) between spaces, or, in text
+    without spaces, a token made only of Chinese or Japanese characters (never part of one character)."""
+    if not is_unspaced(sentence):
+        words = sentence.split(" ")
+        found, position = [], 0
+        for i, word in enumerate(words):
+            start, position = position, position + len(word) + 1
+            if i == 0 or not word.isalpha():
+                continue
+            ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                found.append((start, start + len(word), ids[0]))
+        return found, 6 <= len(words) <= 40
+    enc = tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
+    spans = enc["offset_mapping"]
+    found = []
+    for i, (token_id, (start, end)) in enumerate(zip(enc["input_ids"], spans)):
+        shared = (i and spans[i - 1][1] > start) or (i + 1 < len(spans) and spans[i + 1][0] < end)
+        piece = sentence[start:end]
+        if i and piece and not shared and all(UNSPACED.match(c) for c in piece):
+            found.append((start, end, token_id))
+    return found, 10 <= len(sentence) <= 120
+
+
 def build_probe_set(tokenizer, train_texts, validation_texts, size: int = 200, seed: int = 0,
                     exclude_top: int = 100) -> tuple[list[ProbeItem], Counter]:
-    """`size` validation sentences, each with one *content* word masked: a word that is a single token
-    (with its leading space) and not among the `exclude_top` most frequent training tokens."""
+    """`size` validation sentences, each with one *content* unit masked: a unit (a word, or in Chinese and
+    Japanese a token of their characters) that is a single token, seen in training and not among the
+    `exclude_top` most frequent training tokens."""
     counts = token_frequencies(tokenizer, train_texts)
     frequent = {token for token, _ in counts.most_common(exclude_top)}
     rng = random.Random(seed)
     items = []
     for document in validation_texts:
-        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(document.split())):
-            words = sentence.split(" ")
-            if not 6 <= len(words) <= 40:
-                continue
-            candidates = []
-            for i, word in enumerate(words[1:], start=1):
-                if not word.isalpha():
-                    continue
-                ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-                if len(ids) == 1 and ids[0] not in frequent and counts[ids[0]] > 0:
-                    candidates.append((i, ids[0]))
+        for sentence in sentences_of(document):
+            found, long_enough = _candidates(tokenizer, sentence)
+            candidates = [c for c in found if c[2] not in frequent and counts[c[2]] > 0] if long_enough else []
             if not candidates:
                 continue
-            i, token_id = rng.choice(candidates)
-            masked = " ".join(words[:i] + [tokenizer.mask_token] + words[i + 1 :])
-            items.append(ProbeItem(masked, token_id, words[i]))
+            start, end, token_id = rng.choice(candidates)
+            items.append(ProbeItem(sentence[:start] + tokenizer.mask_token + sentence[end:], token_id, sentence[start:end]))
             if len(items) == size:
                 return items, counts
     return items, counts
+
+
+def demo_sentences(tokenizer, texts, n: int = 3, seed: int = 0) -> list[str]:
+    """`n` sentences of `texts` (the run's validation data) with one unit masked, for the fill-mask demo."""
+    rng, out = random.Random(seed), []
+    for document in texts:
+        for sentence in sentences_of(document):
+            found, long_enough = _candidates(tokenizer, sentence)
+            if long_enough and found:
+                start, end, _ = rng.choice(found)
+                out.append(sentence[:start] + tokenizer.mask_token + sentence[end:])
+                if len(out) == n:
+                    return out
+    return out
+
+
+def demo_prompts(texts, n: int = 2) -> list[str]:
+    """The opening of `n` sentences of `texts`: four words, or ten characters of text without spaces."""
+    out = []
+    for document in texts:
+        for sentence in sentences_of(document):
+            prompt = sentence[:10] if is_unspaced(sentence) else " ".join(sentence.split(" ")[:4])
+            if len(prompt) >= 8:
+                out.append(prompt)
+                if len(out) == n:
+                    return out
+    return out
 
 
 @torch.no_grad()

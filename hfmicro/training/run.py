@@ -158,6 +158,7 @@ class RunPlan:
     resume: str | None  # the checkpoint this launch continues from
     argv: list[str] | None
     data_summary: DataSummary  # what was read: documents, tokens, blocks, skipped rows
+    demos: list[str]  # the fill-mask sentences or generation prompts of the demos
 
 
 def _load_tokenizer(path: str, objective: str):
@@ -289,14 +290,16 @@ def _setup(objective: str, model_args, data_args, args, argv):
         HistoryCallback(args.output_dir),
         PreemptionCallback(),
     ]
+    demos = _demo_inputs(objective, tokenizer, data_args)
     if objective == "mlm":
         from .probes import fill_mask_demo
 
-        callbacks.append(ProbeCallback(lambda m: fill_mask_demo(m, tokenizer), args.probe_steps))
+        callbacks.append(ProbeCallback(lambda m: fill_mask_demo(m, tokenizer, demos), args.probe_steps))
     else:
         from .probes import generation_demo
 
-        callbacks.append(ProbeCallback(lambda m: generation_demo(m, tokenizer, max_new_tokens=20), args.probe_steps))
+        callbacks.append(ProbeCallback(lambda m: generation_demo(m, tokenizer, demos, max_new_tokens=20),
+                                       args.probe_steps))
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience))
 
@@ -316,8 +319,28 @@ def _setup(objective: str, model_args, data_args, args, argv):
     )
     plan = RunPlan(objective=objective, model_args=model_args, data_args=data_args, hardware=hardware,
                    precision=precision, tokens_per_step=tokens_per_step, total_steps=_total_steps(trainer, data_args),
-                   resume=resume, argv=argv, data_summary=data_summary)
+                   resume=resume, argv=argv, data_summary=data_summary, demos=demos)
     return trainer, tokenizer, plan
+
+
+def _demo_inputs(objective: str, tokenizer, data_args) -> list[str]:
+    """What the demos ask the model: sentences with a masked unit (MLM) or prompts (CLM) from the run's own
+    validation text, so a model trained on court records is not asked about Python's documentation; the
+    shipped ones for the builtin corpus (or when the validation text offers none)."""
+    from ..data import iter_texts
+    from .probes import DEMO_PROMPTS, DEMO_SENTENCES, demo_prompts, demo_sentences
+
+    shipped = DEMO_SENTENCES if objective == "mlm" else DEMO_PROMPTS
+    if data_args.dataset == "builtin":
+        return shipped
+    texts = iter_texts(data_args.dataset, "validation", max_bytes=1_000_000, dataset_config=data_args.dataset_config,
+                       text_column=data_args.text_column, txt_mode=data_args.txt_mode,
+                       validation_split_percentage=data_args.validation_split_percentage)
+    try:
+        found = demo_sentences(tokenizer, texts, 3) if objective == "mlm" else demo_prompts(texts, 2)
+    except DataError:
+        found = []
+    return found or shipped
 
 
 def _stream_tracker(resume: str | None, args) -> StreamTracker:
@@ -492,7 +515,7 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
     if plan.objective == "mlm":
         from .probes import fill_mask_demo
 
-        demo = fill_mask_demo(model.eval(), tokenizer)
+        demo = fill_mask_demo(model.eval(), tokenizer, plan.demos)
         report.update(_probe_scores(model, tokenizer, plan.data_args))
         print(f"[hfmicro] fill-mask probe: top-1 {report['probe_top1']:.1%}, top-5 {report['probe_top5']:.1%} "
               f"(unigram baseline top-1 {report['unigram_top1']:.1%}, top-5 {report['unigram_top5']:.1%}; "
@@ -500,7 +523,7 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
     else:
         from .probes import generation_demo
 
-        demo = generation_demo(model.eval(), tokenizer)
+        demo = generation_demo(model.eval(), tokenizer, plan.demos)
     print(f"[hfmicro] {'fill-mask' if plan.objective == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
     write_model_card(staging, os.path.basename(os.path.abspath(args.output_dir)), model, tokenizer, plan, report, demo)
     write_json_atomic(os.path.join(staging, "eval_results.json"), report)
