@@ -31,7 +31,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 
 from .data import packing
 from .data.scripts import is_unspaced
-from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
+from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments, parse_count
 
 MODEL_TYPES = ("bert", "gpt")
 SPECIAL_TOKENS = {
@@ -50,20 +50,10 @@ SUPPORTED_VOCAB = (5_000, 32_000)  # what the recipes use and the tests of the s
 REPORT_FILE = "training_report.json"
 HELDOUT_BYTES = 2_000_000  # of the validation split: enough for fertility to settle to 2-3 digits
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 class BpeError(ValueError):
     """A user error (bad vocabulary size, empty corpus, unwritable output dir): the CLI prints it as one line."""
-
-
-def parse_bytes(text: str) -> int:
-    """'1G' -> 1_000_000_000, '500M', '100k', '1.5G', '4096' (decimal units, like MB/s in the report)."""
-    match = _SIZE.match(str(text))
-    if not match:
-        raise BpeError(f"cannot read {text!r} as a size in bytes: use a number and k, M, G or T (e.g. 1G, 500M)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
 def special_tokens(model_type: str) -> list[str]:
@@ -308,8 +298,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _size_argument(text: str) -> int:
     try:
-        return parse_bytes(text)
-    except BpeError as e:  # argparse shows an ArgumentTypeError's own message
+        return parse_count(text)
+    except ValueError as e:  # argparse shows an ArgumentTypeError's own message
         raise argparse.ArgumentTypeError(str(e)) from None
 
 

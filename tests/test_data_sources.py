@@ -218,6 +218,20 @@ def test_parse_count():
     for bad in ("5X", "", "1.5", "-3"):
         with pytest.raises(ValueError):
             parse_count(bad)
+    # one reading of sizes everywhere: a B after a unit is "bytes", alone it is "billion" (it was 1 byte in
+    # train_bpe's --max_bytes and 10^9 in --max_samples)
+    assert parse_count("1B") == parse_count("1G") == parse_count("1GB") == parse_count("1gb") == 10**9
+    assert parse_count("500MB") == 500_000_000 and parse_count("2T") == 2 * 10**12
+
+
+def test_train_bpe_reads_sizes_like_the_recipes():
+    import argparse
+
+    from hfmicro.bpe import add_arguments
+
+    parser = add_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--vocab_size", "500", "--model_type", "gpt", "--output_dir", "x", "--max_bytes", "1B"])
+    assert args.max_bytes == 10**9
 
 
 def test_data_arguments_validate_and_parse():

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import sample_texts
 
-from hfmicro.bpe import BpeError, add_arguments, parse_bytes, run, train_bpe
+from hfmicro.bpe import BpeError, add_arguments, run, train_bpe
+from hfmicro.data import parse_count
 
 REPO = Path(__file__).resolve().parent.parent
 ROUND_TRIP = {
@@ -176,13 +177,13 @@ def test_max_bytes_caps_a_stream_that_never_ends(tmp_path, corpus):
 @pytest.mark.parametrize(
     ("text", "value"), [("1G", 10**9), ("500M", 5 * 10**8), ("100k", 10**5), ("1.5GB", 15 * 10**8), ("4096", 4096)]
 )
-def test_parse_bytes(text, value):
-    assert parse_bytes(text) == value
+def test_sizes_are_read_by_the_one_count_parser(text, value):
+    assert parse_count(text) == value
 
 
-def test_parse_bytes_refuses_nonsense():
-    with pytest.raises(BpeError, match="size in bytes"):
-        parse_bytes("lots")
+def test_a_size_that_is_not_one_is_refused():
+    with pytest.raises(ValueError, match="count or size"):
+        parse_count("lots")
 
 
 def test_training_report(trained, corpus):

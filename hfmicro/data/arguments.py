@@ -8,18 +8,20 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from .files import TXT_MODES
 
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$")
-_SCALE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+# a number, a decimal unit (k, M, G or B for billion, T) and, after a unit, an optional B for bytes
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])b?|(b))?\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 
 
 def parse_count(value: str | int | None) -> int | None:
-    """'500k' → 500_000, '5M' → 5_000_000, '1.5m' → 1_500_000, 42 → 42, None → None."""
+    """The one reader of counts and sizes: '500k' → 500_000, '5M' → 5_000_000, '1.5m' → 1_500_000,
+    '1B' = '1G' = '1GB' → 10**9, '500MB' → 500_000_000, 42 → 42, None → None (decimal units)."""
     if value is None or isinstance(value, int):
         return value
     match = _COUNT.match(str(value))
     if not match:
-        raise ValueError(f"cannot read {value!r} as a count; write e.g. 20000, 500k, 5M or 1B")
-    number = float(match.group(1)) * _SCALE[match.group(2).lower()]
+        raise ValueError(f"cannot read {value!r} as a count or size; write e.g. 20000, 500k, 5M, 1B or 500MB")
+    number = float(match.group(1)) * _SCALE[(match.group(2) or match.group(3) or "").lower()]
     if number != int(number):
         raise ValueError(f"{value!r} is not a whole number of items")
     return int(number)
