@@ -133,3 +133,23 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     assert os.path.isdir(best)  # never deleted by save_total_limit
     best_weights, final_weights = load_file(os.path.join(best, "model.safetensors")), load_file(out / "model.safetensors")
     assert all(torch.equal(best_weights[k], final_weights[k]) for k in final_weights)
+
+
+def test_tokens_per_second_reaches_tensorboard(tmp_path):
+    """Throughput is logged through Trainer.log, so the integrations (TensorBoard, trackio...) get it."""
+    import glob
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from hfmicro.training.run import pretrain
+
+    out = tmp_path / "run"
+    assert pretrain("mlm", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", str(out),
+                            "--max_steps", "6", "--logging_steps", "2", "--eval_steps", "6", "--save_steps", "6",
+                            "--eval_on_start", "false", "--report_to", "tensorboard"]) == 0
+    scalars = set()
+    for events in glob.glob(str(out / "**" / "events.out.tfevents.*"), recursive=True):
+        scalars |= set(EventAccumulator(events).Reload().Tags()["scalars"])
+    assert "train/loss" in scalars and "train/tokens_per_second" in scalars
+    history = json.loads((out / "training_history.json").read_text())
+    assert all("tokens_per_second" in r for r in history if "loss" in r and r["step"] > 2)

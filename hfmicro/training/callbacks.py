@@ -25,8 +25,8 @@ def flops_per_token(config, seq_len: int) -> float:
 
 
 class ThroughputCallback(TrainerCallback):
-    """Adds tokens/s (all processes) and MFU (where the GPU's peak is known) to every log, and prints the
-    estimated training time once the first steps are measured."""
+    """Measures tokens/s (all processes) and MFU (where the GPU's peak is known) for every training log,
+    and prints the estimated training time once the first steps are measured."""
 
     def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops_total: float | None, eta_after: int = 5):
         self.tokens_per_step = tokens_per_step
@@ -49,17 +49,20 @@ class ThroughputCallback(TrainerCallback):
             print(f"[hfmicro] {per_step:.2f} s/step: about {remaining / 60:.1f} min for the remaining "
                   f"{state.max_steps - state.global_step:,} steps", flush=True)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or self._window_t is None or "loss" not in logs:
-            return
+    def window_metrics(self, global_step: int) -> dict:
+        """tokens/s (and MFU) since the previous call: `PretrainingTrainer.log` adds them to each training
+        log before Trainer hands it to the integrations (TensorBoard, trackio, ...) and the history."""
+        if self._window_t is None:
+            return {}
         now = time.perf_counter()
-        steps = state.global_step - self._window_step
+        steps, metrics = global_step - self._window_step, {}
         if steps > 0:
             tokens_per_s = steps * self.tokens_per_step / (now - self._window_t)
-            logs["tokens_per_second"] = round(tokens_per_s, 1)
+            metrics["tokens_per_second"] = round(tokens_per_s, 1)
             if self.peak:
-                logs["mfu"] = round(tokens_per_s * self.flops_per_token / self.peak, 4)
-        self._window_t, self._window_step = now, state.global_step
+                metrics["mfu"] = round(tokens_per_s * self.flops_per_token / self.peak, 4)
+        self._window_t, self._window_step = now, global_step
+        return metrics
 
 
 class HistoryCallback(TrainerCallback):

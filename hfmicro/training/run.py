@@ -134,8 +134,12 @@ class PretrainingTrainer(Trainer):
         return bad
 
     def log(self, logs, *args, **kwargs):
-        if self.nonfinite_steps and "loss" in logs:
-            logs["nonfinite_steps_skipped"] = self.nonfinite_steps
+        if "loss" in logs:  # a training log: our metrics join it before the integrations receive it
+            throughput = next((c for c in self.callback_handler.callbacks if isinstance(c, ThroughputCallback)), None)
+            if throughput is not None:
+                logs.update(throughput.window_metrics(self.state.global_step))
+            if self.nonfinite_steps:
+                logs["nonfinite_steps_skipped"] = self.nonfinite_steps
         super().log(logs, *args, **kwargs)
 
     def create_model_card(self, *args, **kwargs):
