@@ -14,6 +14,7 @@ VERB_MODULES = [
     "hfmicro.bpe",
     "hfmicro.data.stats",
     "hfmicro.data.cache",
+    "hfmicro.estimate",
     "hfmicro.evaluation",
     "hfmicro.inference",
     "hfmicro.compare",
@@ -30,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.verb is None:
         parser.print_help()
         return 2
+    if getattr(args, "pass_rest", False):  # a verb that takes any recipe field (`estimate`)
+        return args.func(args, rest) or 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args) or 0
 
 

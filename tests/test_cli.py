@@ -264,3 +264,55 @@ def test_evaluate_uses_the_same_masks_for_every_model_and_refuses_bad_input(tiny
     assert code == 2 and "missing" in err and err.startswith("hfmicro: error: ")
     code, _, err = run_cli(capsys, ["evaluate", tiny_folders["bert"], "--max_seq_length", "4096"])
     assert code == 2 and "max_seq_length" in err
+
+
+def estimate_json(capsys, *argv):
+    code, out, err = run_cli(capsys, ["estimate", "--json", "--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
+                                      *argv])
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_estimate_counts_parameters_exactly_and_memory_by_part(capsys):
+    from hfmicro.models import count_parameters
+    from hfmicro.presets import build_model
+    from hfmicro.training.arguments import parse_recipe
+    from hfmicro.training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
+
+    r = estimate_json(capsys, "--gpu", "a10")
+    m, d, _ = parse_recipe(["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml")])
+    config = _model_config(m, d, _load_tokenizer(SHIPPED_TOKENIZERS["mlm"], "mlm"), "mlm")
+    params = count_parameters(build_model(config))["total"]
+    assert r["parameters"]["total"] == params and r["precision"] == "bf16" and r["device"] == "NVIDIA A10"
+    parts = r["memory_bytes"]
+    assert (parts["weights"], parts["gradients"], parts["optimizer"]) == (4 * params, 4 * params, 8 * params)
+    assert r["memory_total_bytes"] == pytest.approx(sum(parts.values()))
+    assert parts["margin"] == pytest.approx(0.1 * (r["memory_total_bytes"] - parts["margin"]))
+    assert r["tokens_per_step"] == 16 * 64 and r["steps"] == 40 and r["fits"] is True
+    # time = tokens / (MFU x peak / FLOPs per token), A10 bf16 peak 125 TFLOP/s, MFU by size (20 % below 10M)
+    assert r["mfu"] == 0.2 and r["hours"] == pytest.approx(40 * 1024 * r["flops_per_token"] / (0.2 * 125e12) / 3600)
+
+
+def test_estimate_activations_scale_with_the_batch_and_shrink_with_checkpointing(capsys):
+    small = estimate_json(capsys, "--gpu", "cpu")
+    double = estimate_json(capsys, "--gpu", "cpu", "--per_device_train_batch_size", "32")
+    per_sequence = small["activation_bytes_per_sequence"]
+    assert per_sequence > 0 and double["activation_bytes_per_sequence"] == per_sequence
+    assert double["memory_bytes"]["activations"] - small["memory_bytes"]["activations"] == pytest.approx(16 * per_sequence)
+    wide = ["--gpu", "cpu", "--hidden_size", "256", "--intermediate_size", "1024", "--num_hidden_layers", "6"]
+    checkpointed = estimate_json(capsys, *wide, "--gradient_checkpointing", "true")
+    plain = estimate_json(capsys, *wide)
+    assert checkpointed["memory_bytes"]["activations"] < 0.6 * plain["memory_bytes"]["activations"]
+    eight = estimate_json(capsys, "--gpu", "h100", "--num_gpus", "8", "--gradient_accumulation_steps", "2")
+    assert eight["tokens_per_step"] == 16 * 64 * 2 * 8 and "ddp_buckets" in eight["memory_bytes"]
+    huge = estimate_json(capsys, "--gpu", "t4", "--per_device_train_batch_size", "200000")
+    assert huge["fits"] is False and huge["precision"] == "fp16"  # a T4 has no bf16
+
+
+def test_estimate_measures_tokens_per_second_and_refuses_bad_options(capsys):
+    measured = estimate_json(capsys, "--gpu", "cpu", "--measure")
+    assert measured["tokens_per_second"] > 0 and measured["tokens_per_second_source"] == "measured here"
+    assert measured["hours"] == pytest.approx(40 * 1024 / measured["tokens_per_second"] / 3600)
+    code, _, err = run_cli(capsys, ["estimate", "--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
+                                    "--not_a_field", "1"])
+    assert code == 2 and "not_a_field" in err and err.startswith("hfmicro: error: ")

@@ -1,0 +1,273 @@
+"""`hfmicro estimate --config recipes/x.yaml [--gpu h100] [--num_gpus 8]`: what a recipe will cost before
+it runs: exact parameters, memory per device (weights, gradients, AdamW state, activations, margin),
+tokens per step and the time for its budget.
+
+Parameters are counted on the meta device. Activations are not guessed from a formula: the recipe's
+model runs one forward pass of 1 and of 2 sequences of the recipe's length on this machine's CPU (with
+autocast for bf16/fp16 recipes, gradient checkpointing and the sparse MLM head as configured) while a
+`saved_tensors_hooks` pair adds up every tensor autograd keeps for the backward pass (each storage once,
+parameters excluded). The difference is the cost of one sequence; the rest is the batch-independent part
+(autocast's low-precision weight copies). Attention runs through the same SDPA kernels as in training,
+whose saved state grows linearly with the sequence length, as FlashAttention's does on GPUs.
+"""
+
+import argparse
+import json
+import math
+
+from .data.report import print_error
+
+# per device: (name as torch reports it, compute capability, memory in bytes)
+GPUS = {
+    "t4": ("Tesla T4", (7, 5), 16 * 10**9),
+    "a10": ("NVIDIA A10", (8, 6), 24 * 10**9),
+    "a100": ("NVIDIA A100-SXM4-80GB", (8, 0), 80 * 10**9),
+    "h100": ("NVIDIA H100 80GB HBM3", (9, 0), 80 * 10**9),
+    "h200": ("NVIDIA H200", (9, 0), 141 * 10**9),
+}
+MARGIN = 0.10  # of the total: allocator fragmentation, the backward pass's largest temporary, workspaces
+CUDA_CONTEXT = 0.5e9  # bytes the CUDA context and kernels take on every GPU before any tensor
+
+
+def assumed_mfu(params: int) -> float:
+    """The model-FLOPs utilisation the time estimate assumes on a GPU. nanochat reports 41-46 % on H100
+    and MosaicML 43 % at 125M parameters; small models fill a GPU less (their matmuls are too small to keep
+    the tensor cores busy and kernel launches dominate), so 40 % from 100M parameters, 30 % from 10M,
+    20 % below. `--mfu` replaces it, `--measure` measures tokens/s here instead."""
+    return 0.40 if params >= 100e6 else 0.30 if params >= 10e6 else 0.20
+
+
+def saved_activation_bytes(model, batch: int, seq_len: int, objective: str, mlm_probability: float,
+                           autocast_dtype=None) -> int:
+    """Bytes autograd saves for backward in one forward pass of `batch` random sequences (what a training
+    step holds at the end of its forward pass), each storage counted once, parameters excluded."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (batch, seq_len), generator=generator)
+    labels = ids.clone()
+    if objective == "mlm":
+        labels[torch.rand(batch, seq_len, generator=generator) >= mlm_probability] = -100
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params and storage.device.type != "meta":
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = model(input_ids=ids, labels=labels).loss
+    del loss
+    return sum(seen.values())
+
+
+def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_probability: float, precision: str,
+                     gradient_checkpointing: bool) -> dict:
+    """Activation memory of a training step at `batch` x `seq_len`: per sequence and batch-independent."""
+    import torch
+
+    from .presets import build_model
+
+    model = build_model(config)
+    dtype = torch.bfloat16 if precision in ("bf16", "fp16") else None  # fp16 takes as many bytes as bf16
+
+    def per_batch(b: int) -> int:
+        return saved_activation_bytes(model, b, seq_len, objective, mlm_probability, dtype)
+
+    one, two = per_batch(1), per_batch(2)
+    per_sequence, fixed = two - one, 2 * one - two
+    if gradient_checkpointing:
+        layer = per_sequence / config.num_hidden_layers  # one layer is recomputed at a time during backward
+        model.gradient_checkpointing_enable()
+        one, two = per_batch(1), per_batch(2)
+        per_sequence, fixed = two - one + layer, 2 * one - two
+    return {"per_sequence": per_sequence, "fixed": max(fixed, 0), "total": per_sequence * batch + max(fixed, 0)}
+
+
+def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: int = 1, mfu: float | None = None,
+             measure: bool = False) -> dict:
+    from .models import count_parameters
+    from .training.callbacks import flops_per_token
+    from .training.hardware import Hardware, detect_hardware, resolve_precision
+    from .training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
+    from .presets import PRESETS, build_model
+
+    import torch
+
+    objective = "mlm" if PRESETS[model_args.preset].family == "microbert" else "clm"
+    tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
+    config = _model_config(model_args, data_args, tokenizer, objective)
+    with torch.device("meta"):
+        counts = count_parameters(build_model(config))
+    if gpu in (None, "here"):
+        hardware = detect_hardware(False)
+    elif gpu == "cpu":
+        hardware = Hardware("cpu", "cpu", None, None)
+    else:
+        hardware = Hardware("cuda", *GPUS[gpu])
+    precision = resolve_precision(args.precision, hardware)
+    params = counts["total"]
+    batch, seq = args.per_device_train_batch_size, data_args.max_seq_length
+    memory = {
+        "weights": 4 * params,  # fp32 master weights (bf16/fp16 are autocast: the weights stay fp32)
+        "gradients": 4 * params,
+        "optimizer": 8 * params,  # AdamW: two fp32 moments per parameter
+    }
+    if num_gpus > 1:
+        memory["ddp_buckets"] = 4 * params  # DDP's gradient buckets: a second copy of the gradients
+    acts = activation_bytes(config, batch, seq, objective, data_args.mlm_probability, precision,
+                            bool(args.gradient_checkpointing))
+    memory["activations"] = acts["total"]
+    # the backward pass starts with the loss's gradient with respect to the log-softmax and the logits: two
+    # fp32 tensors of the logits' size, alive while every saved activation still is (the peak of a step)
+    scored = data_args.mlm_probability if objective == "mlm" and config.sparse_prediction else 1.0
+    memory["backward_peak"] = 2 * 4 * batch * seq * scored * config.vocab_size
+    if hardware.device == "cuda":
+        memory["cuda_context"] = CUDA_CONTEXT
+    memory["margin"] = MARGIN * sum(memory.values())
+    total = sum(memory.values())
+    tokens_per_step = batch * seq * args.gradient_accumulation_steps * num_gpus
+    steps = args.max_steps if args.max_steps > 0 else _epoch_steps(data_args, tokenizer, objective, args, num_gpus)
+    result = {
+        "preset": model_args.preset, "objective": objective, "parameters": counts, "device": hardware.name,
+        "num_gpus": num_gpus, "precision": precision, "batch_per_device": batch, "max_seq_length": seq,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "gradient_checkpointing": bool(args.gradient_checkpointing), "memory_bytes": memory,
+        "memory_total_bytes": total, "device_memory_bytes": hardware.memory_bytes,
+        "fits": None if hardware.memory_bytes is None else total <= hardware.memory_bytes,
+        "activation_bytes_per_sequence": acts["per_sequence"], "tokens_per_step": tokens_per_step,
+        "steps": steps, "tokens": steps * tokens_per_step if steps else None,
+        "flops_per_token": flops_per_token(config, seq),
+    }
+    peak = hardware.peak_flops(precision)
+    if measure:
+        tokens_per_s = measure_tokens_per_second(config, batch, seq, objective, data_args.mlm_probability, precision)
+        result.update(tokens_per_second=tokens_per_s, tokens_per_second_source="measured here")
+    elif peak:
+        result["mfu"] = mfu or assumed_mfu(params)
+        tokens_per_s = result["mfu"] * peak * num_gpus / result["flops_per_token"]
+        result.update(tokens_per_second=tokens_per_s, peak_flops=peak,
+                      tokens_per_second_source=f"{result['mfu']:.0%} of {peak / 1e12:g} TFLOP/s peak x {num_gpus}")
+    else:
+        tokens_per_s = None
+        result["tokens_per_second"] = None
+    if tokens_per_s and steps:
+        result["hours"] = steps * tokens_per_step / tokens_per_s / 3600
+    return result
+
+
+def _epoch_steps(data_args, tokenizer, objective: str, args, num_gpus: int) -> int | None:
+    """Steps of `num_train_epochs` when the corpus is already prepared (its block count is in the cache)."""
+    from .data.cache import cache_key, read_entry
+    from .data.lm_datasets import cache_inputs
+
+    if data_args.streaming:
+        return None
+    entry = read_entry(cache_key(cache_inputs(data_args, tokenizer, objective)))
+    if not entry:
+        return None
+    blocks = entry["summary"]["train"]["blocks"]
+    per_epoch = max(math.ceil(blocks / (args.per_device_train_batch_size * num_gpus)) // args.gradient_accumulation_steps, 1)
+    return math.ceil(per_epoch * args.num_train_epochs)
+
+
+def measure_tokens_per_second(config, batch: int, seq_len: int, objective: str, mlm_probability: float,
+                              precision: str, steps: int = 5) -> float:
+    """Training tokens/s of the recipe's model on this machine: forward, backward and AdamW on random
+    tokens (the first two steps warm up and are not timed)."""
+    import time
+
+    import torch
+
+    from .presets import build_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(5, config.vocab_size, (batch, seq_len), device=device)
+    labels = ids.clone()
+    if objective == "mlm":
+        labels[torch.rand(batch, seq_len, device=device) >= mlm_probability] = -100
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    for step in range(steps + 2):
+        if step == 2:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch * seq_len / (time.perf_counter() - start)
+
+
+def _gb(n: float | None) -> str:
+    return "-" if n is None else f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def format_estimate(r: dict) -> str:
+    counts = r["parameters"]
+    active = f" ({counts['active']:,} active per token)" if counts["active"] != counts["total"] else ""
+    lines = [
+        f"{r['preset']} ({r['objective']}): {counts['total']:,} parameters{active}",
+        f"on {r['num_gpus']} x {r['device']}, {r['precision']}, batch {r['batch_per_device']} x {r['max_seq_length']} "
+        f"per device, {r['gradient_accumulation_steps']} accumulation step(s)"
+        + (", gradient checkpointing" if r["gradient_checkpointing"] else ""),
+        "memory per device:",
+    ]
+    for part, n in r["memory_bytes"].items():
+        lines.append(f"  {part:<14} {_gb(n):>10}")
+    room = ""
+    if r["device_memory_bytes"]:
+        room = f" of {_gb(r['device_memory_bytes'])} ({'fits' if r['fits'] else 'does NOT fit: lower the batch or use --gradient_checkpointing'})"
+    lines.append(f"  {'total':<14} {_gb(r['memory_total_bytes']):>10}{room}")
+    lines.append(f"tokens per optimizer step {r['tokens_per_step']:,}")
+    if r["steps"]:
+        lines.append(f"steps {r['steps']:,}, tokens {r['tokens']:,}")
+    else:
+        lines.append("steps: unknown until the corpus is prepared (`hfmicro data prepare` with the same options), "
+                     "or give --max_steps")
+    if r["tokens_per_second"]:
+        lines.append(f"throughput {r['tokens_per_second']:,.0f} tokens/s ({r['tokens_per_second_source']})")
+    else:
+        lines.append("throughput: no known peak for this device; --measure times a few real steps here")
+    if r.get("hours"):
+        lines.append(f"time {r['hours']:.1f} h" + (f" ({r['hours'] / 24:.1f} days)" if r["hours"] > 48 else ""))
+    return "\n".join(lines)
+
+
+def _estimate_command(args, rest: list[str]) -> int:
+    from .training.arguments import parse_recipe
+    from .training.run import DEFAULT_PRESET
+
+    try:
+        model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": DEFAULT_PRESET["mlm"]})
+        result = estimate(model_args, data_args, training_args, gpu=args.gpu, num_gpus=args.num_gpus, mfu=args.mfu,
+                          measure=args.measure)
+    except (ValueError, KeyError) as err:
+        return print_error(err)
+    print(json.dumps(result) if args.json else format_estimate(result))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "estimate", help="parameters, memory per device, tokens per step and time of a recipe",
+        description="What a recipe costs before it runs: exact parameters, per-device memory (weights, "
+                    "gradients, AdamW state, activations measured from the model's own forward pass, margin), "
+                    "tokens per optimizer step and the time for its budget. Takes --config and any recipe field.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--gpu", choices=[*GPUS, "cpu", "here"], default="here",
+                        help="the device to estimate for (here: this machine's)")
+    parser.add_argument("--num_gpus", type=int, default=1, help="devices in data parallel")
+    parser.add_argument("--mfu", type=float, default=None, help="model FLOPs utilisation to assume (default: by size)")
+    parser.add_argument("--measure", action="store_true", help="measure tokens/s with a few real steps here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=_estimate_command, pass_rest=True)
