@@ -148,6 +148,9 @@ def test_accelerate_configs_load_and_match_their_hardware(path):
         (["--bf16", "true"], "precision"),  # was silently turned off by --precision auto
         (["--fp16", "true", "--precision", "fp32"], "precision"),
         (["--config", os.path.join(ROOT, "recipes", "microgpt-debug.yaml")], "--config"),  # a second one
+        # was an AssertionError traceback from EarlyStoppingCallback at the first step
+        (["--early_stopping_patience", "2", "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss",
+          "--eval_strategy", "no", "--save_strategy", "no"], "early_stopping_patience"),
     ],
 )
 def test_invalid_training_options_are_refused_before_any_work(tmp_path, argv, message):

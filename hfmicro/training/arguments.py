@@ -128,6 +128,9 @@ class PretrainingArguments(TrainingArguments):
             raise ValueError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
         if self.early_stopping_patience < 0:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
+        if self.early_stopping_patience and str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+            raise ValueError("early_stopping_patience counts evaluations, but eval_strategy is 'no'; evaluate (e.g. "
+                             "--eval_strategy steps) or set --early_stopping_patience 0")
         if self.lr_scheduler_type == "cosine_with_min_lr" and not self.lr_scheduler_kwargs:
             self.lr_scheduler_kwargs = {"min_lr_rate": self.min_lr_ratio}
         if (self.bf16 or self.fp16) and self.precision != ("bf16" if self.bf16 else "fp16"):
