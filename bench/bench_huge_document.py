@@ -44,7 +44,7 @@ def write_corpus(path: Path, n_bytes: int) -> None:
 
 
 def peak(command: list[str], env: dict) -> tuple[float, str]:
-    """(peak RSS in MB, wall time) of one command under /usr/bin/time -v."""
+    """(peak RSS in MiB, wall time) of one command under /usr/bin/time -v (which reports KiB)."""
     result = subprocess.run(["/usr/bin/time", "-v", *command], cwd=REPO, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -73,7 +73,7 @@ def main() -> None:
         print(f"{'command':<18}{'peak RSS':>12}{'wall':>10}")
         for name, command in commands.items():
             rss, wall = peak(command, env)
-            print(f"{name:<18}{rss:>9.0f} MB{wall:>10}", flush=True)
+            print(f"{name:<18}{rss:>8.0f} MiB{wall:>10}", flush=True)
 
 
 if __name__ == "__main__":
