@@ -12,9 +12,7 @@ unless --force_fresh. The logic lives in hfmicro/training/run.py.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # runs from a checkout too
-
-from hfmicro.training.run import pretrain  # noqa: E402
+from hfmicro.training.run import pretrain
 
 DEFAULT_RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microbert-cpu.yaml")
 

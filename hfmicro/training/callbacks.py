@@ -1,7 +1,6 @@
 """Trainer callbacks: throughput and MFU, the start banner and ETA, probes, the training history, and
 preemption (SIGTERM / SIGINT)."""
 
-import json
 import math
 import os
 import signal
@@ -66,32 +65,30 @@ class ThroughputCallback(TrainerCallback):
 
 
 class HistoryCallback(TrainerCallback):
-    """Keeps every log line in `output_dir/training_history.json` (rewritten atomically at each log) and
-    draws `training_curves.png` at the end."""
+    """`output_dir/training_history.json`: the numbers of Trainer's own `state.log_history` (rewritten
+    atomically at each log; a resumed run's state holds the curve up to its checkpoint), and
+    `training_curves.png` at the end."""
 
     def __init__(self, output_dir: str):
         self.path = os.path.join(output_dir, "training_history.json")
-        self.records: list[dict] = []
-        if os.path.exists(self.path):  # resuming: keep the earlier part of the curve
-            with open(self.path, encoding="utf-8") as f:
-                self.records = json.load(f)
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        # resumed from a checkpoint: what was logged after it is about to be redone
-        self.records = [r for r in self.records if r["step"] <= state.global_step]
+    @staticmethod
+    def records(log_history: list[dict]) -> list[dict]:
+        records = []
+        for entry in log_history:
+            record = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")}
+            if record:  # not a demo's text alone
+                records.append({"step": entry["step"], "epoch": round(entry.get("epoch") or 0.0, 4), **record})
+        return records
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
-        self.records.append(record)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        write_json_atomic(self.path, self.records)
+        if state.is_world_process_zero and logs:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            write_json_atomic(self.path, self.records(state.log_history))
 
     def on_train_end(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and self.records:
-            plot_history(self.records, os.path.join(os.path.dirname(self.path), "training_curves.png"))
+        if state.is_world_process_zero and state.log_history:
+            plot_history(self.records(state.log_history), os.path.join(os.path.dirname(self.path), "training_curves.png"))
 
 
 def plot_history(records: list[dict], path: str) -> bool:
