@@ -91,7 +91,7 @@ def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_proba
 def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: int = 1, mfu: float | None = None,
              measure: bool = False) -> dict:
     from .models import count_parameters
-    from .training.callbacks import flops_per_token
+    from .models import flops_per_token
     from .training.hardware import Hardware, detect_hardware, resolve_precision
     from .training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
     from .presets import PRESETS, build_model

@@ -16,9 +16,6 @@ atexit.register(shutil.rmtree, os.environ["HFMICRO_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 
-BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
 def sample_texts(n_chars: int = 200_000) -> list[str]:
     """Real English prose that ships with Python (the pydoc topic help), as paragraphs."""
     from pydoc_data.topics import topics
@@ -36,34 +33,19 @@ def sample_texts(n_chars: int = 200_000) -> list[str]:
 
 
 def build_tokenizer(kind: str, vocab_size: int = 400):
-    """A small byte-level BPE tokenizer ('bert' or 'gpt' special tokens), as a transformers fast tokenizer."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A small byte-level BPE tokenizer ('bert' or 'gpt'), made by hfmicro.bpe as users make theirs."""
+    import warnings
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = BERT_SPECIALS if kind == "bert" else ["<|endoftext|>", "<|pad|>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(sample_texts(), trainer=trainer)
-    if kind == "bert":
-        tok.add_special_tokens([AddedToken("[MASK]", lstrip=True, special=True)])
-        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-        )
-        return PreTrainedTokenizerFast(
-            tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-            sep_token="[SEP]", mask_token="[MASK]",
-        )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|pad|>"
-    )
+    from transformers import AutoTokenizer
+
+    from hfmicro.bpe import train_bpe
+
+    folder = os.path.join(tempfile.mkdtemp(prefix="hfmicro-test-tokenizer-"), kind)
+    atexit.register(shutil.rmtree, os.path.dirname(folder), ignore_errors=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a vocabulary below the supported range, on purpose
+        train_bpe(sample_texts(), vocab_size=vocab_size, model_type=kind, output_dir=folder)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @pytest.fixture(scope="session")

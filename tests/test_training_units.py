@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import EvalPrediction
 
-from hfmicro.training.callbacks import flops_per_token
+from hfmicro.models import flops_per_token
 from hfmicro.training.hardware import Hardware, auto_batch_size, resolve_precision
 from hfmicro.metrics import lm_metrics
 from test_models_common import tiny_config

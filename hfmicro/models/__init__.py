@@ -33,7 +33,19 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "active": active}
 
 
+def flops_per_token(config, seq_len: int) -> float:
+    """Training FLOPs per token of a MicroBERT / MicroGPT config, for MFU and time estimates: 6 x (matmul
+    parameters: layers and the vocabulary projection) + attention scores (PaLM appendix B: 6N + 12 L d T)."""
+    layers, hidden = config.num_hidden_layers, config.hidden_size
+    ff = config.intermediate_size * (2 if config.mlp_type == "glu" else 1)
+    moe = isinstance(config, MicroGPTConfig) and config.num_experts
+    experts = config.num_experts_per_tok if moe else 1  # experts each token passes through
+    per_layer = 4 * hidden * hidden + experts * (ff + config.intermediate_size) * hidden
+    matmul_params = layers * per_layer + hidden * config.vocab_size
+    return 6 * matmul_params + 12 * layers * hidden * seq_len
+
+
 __all__ = [
     "MicroBertConfig", "MicroBertModel", "MicroBertForMaskedLM", "MicroGPTConfig", "MicroGPTModel",
-    "MicroGPTForCausalLM", "count_parameters",
+    "MicroGPTForCausalLM", "count_parameters", "flops_per_token",
 ]

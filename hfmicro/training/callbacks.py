@@ -12,17 +12,6 @@ from transformers import TrainerCallback
 from .checkpoints import write_json_atomic
 
 
-def flops_per_token(config, seq_len: int) -> float:
-    """Training FLOPs per token: 6 * (non-embedding params + vocab projection) + attention scores
-    (PaLM appendix B: 6N + 12 * layers * hidden * seq)."""
-    layers, hidden = config.num_hidden_layers, config.hidden_size
-    ff = config.intermediate_size * (2 if getattr(config, "mlp_type", "mlp") == "glu" else 1)
-    experts = getattr(config, "num_experts_per_tok", 1) if getattr(config, "num_experts", 0) else 1
-    per_layer = 4 * hidden * hidden + experts * (ff + config.intermediate_size) * hidden
-    matmul_params = layers * per_layer + hidden * config.vocab_size
-    return 6 * matmul_params + 12 * layers * hidden * seq_len
-
-
 class ThroughputCallback(TrainerCallback):
     """Measures tokens/s (all processes) and MFU (where the GPU's peak is known) for every training log,
     and prints the estimated training time once the first steps are measured."""

@@ -28,7 +28,8 @@ from ..data import (
 from ..metrics import lm_metrics, perplexity
 from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
-from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback, flops_per_token
+from ..models import flops_per_token
+from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback
 from .checkpoints import (
     RunLock, RunLockedError, check_resumable, final_step, latest_complete_checkpoint, publish, staging_dir,
     trainer_state, write_json_atomic,
