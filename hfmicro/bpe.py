@@ -18,7 +18,6 @@ Training reads a bounded, streamed sample (`max_bytes`) of the corpus; the folde
 import argparse
 import json
 import os
-import re
 import shlex
 import shutil
 import sys

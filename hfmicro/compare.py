@@ -101,13 +101,12 @@ def plot_runs(runs: list[dict], path: str, x: str = "steps") -> None:
 
 def compare(folders: list[str], out: str | None = None, x: str = "steps") -> dict:
     runs = [load_run(folder) for folder in folders]
-    rates = masking_rates(runs)
-    known = {r for r in rates if r is not None}
+    differing = differing_settings(runs)
     report = {
         "runs": [{k: run[k] for k in ("run", "final", "global_step", "tokens_seen", "train_seconds", "finished")}
-                 | {"settings": {k: run["settings"].get(k) for k in differing_settings(runs)}} for run in runs],
-        "differing_settings": differing_settings(runs),
-        "loss_comparable": len(known) <= 1,
+                 | {"settings": {k: run["settings"].get(k) for k in differing}} for run in runs],
+        "differing_settings": differing,
+        "loss_comparable": len({rate for rate in masking_rates(runs) if rate is not None}) <= 1,
         "plot": None,
     }
     if out:

@@ -13,7 +13,6 @@ whose saved state grows linearly with the sequence length, as FlashAttention's d
 
 import argparse
 import json
-import math
 
 from .data.report import print_error
 
@@ -164,15 +163,12 @@ def _epoch_steps(data_args, tokenizer, objective: str, args, num_gpus: int) -> i
     """Steps of `num_train_epochs` when the corpus is already prepared (its block count is in the cache)."""
     from .data.cache import cache_key, read_entry
     from .data.lm_datasets import cache_inputs
+    from .training.run import epoch_steps
 
     if data_args.streaming:
         return None
     entry = read_entry(cache_key(cache_inputs(data_args, tokenizer, objective)))
-    if not entry:
-        return None
-    blocks = entry["summary"]["train"]["blocks"]
-    per_epoch = max(math.ceil(blocks / (args.per_device_train_batch_size * num_gpus)) // args.gradient_accumulation_steps, 1)
-    return math.ceil(per_epoch * args.num_train_epochs)
+    return epoch_steps(entry["summary"]["train"]["blocks"], args, num_gpus) if entry else None
 
 
 def measure_tokens_per_second(config, batch: int, seq_len: int, objective: str, mlm_probability: float,

@@ -10,10 +10,9 @@ same masked tokens whatever masking rate they were trained with.
 
 import argparse
 import json
-import os
 import tempfile
 
-from .data.report import DataError, print_error
+from .data.report import DataError, first_line, print_error
 
 OBJECTIVES = ("mlm", "clm")
 
@@ -33,23 +32,17 @@ def _objective_of(config, objective: str | None) -> str:
 def _load(model: str, objective: str | None):
     """(model, tokenizer, objective); a missing or unsuitable model is a ValueError in one line."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
-    from transformers.utils import logging
 
-    import hfmicro.models  # noqa: F401  (registers microbert / microgpt with the Auto classes)
+    from .inference import check_model_source
 
-    from .inference import _looks_local
-
-    logging.disable_progress_bar()
-    if _looks_local(model) and not os.path.isdir(model):
-        raise ValueError(f"model folder {model!r} not found")
+    where = check_model_source(model)
     try:
         config = AutoConfig.from_pretrained(model)
         objective = _objective_of(config, objective)
         auto = AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM
         return auto.from_pretrained(model).eval(), AutoTokenizer.from_pretrained(model), objective
     except (OSError, KeyError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"cannot load {model!r} as a language model: {reason}") from None
+        raise ValueError(f"cannot load {model!r} ({where}) as a language model: {first_line(err)}") from None
 
 
 def _max_positions(config) -> int | None:

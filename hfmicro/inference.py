@@ -12,7 +12,7 @@ import json
 import math
 import os
 
-from .data.report import print_error
+from .data.report import first_line, print_error
 
 MASK = "[MASK]"
 # sampling defaults: a little below temperature 1 and a nucleus cut the long tail of a small model's
@@ -20,8 +20,19 @@ MASK = "[MASK]"
 SAMPLING = dict(temperature=0.8, top_k=50, top_p=0.95, repetition_penalty=1.0)
 
 
-def _looks_local(model: str) -> bool:
-    return os.path.exists(model) or model.startswith((".", "/", "~")) or model.count("/") > 1
+def check_model_source(model: str) -> str:
+    """Before loading `model` (a folder or a Hub id) in a one-shot command: register our model classes,
+    silence the loading progress bars, and refuse a folder that does not exist. Returns how to name the
+    source in a loading error."""
+    from transformers.utils import logging
+
+    import hfmicro.models  # noqa: F401  (registers microbert / microgpt with the Auto classes)
+
+    logging.disable_progress_bar()  # the answer is the output
+    looks_local = os.path.exists(model) or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if looks_local and not os.path.isdir(model):
+        raise ValueError(f"model folder {model!r} not found")
+    return "folder" if os.path.isdir(model) else "Hub id (offline, or no such model?)"
 
 
 def load_pipeline(task: str, model: str):
@@ -29,21 +40,12 @@ def load_pipeline(task: str, model: str):
     ValueError in one line. Our own folders load through the registered classes, others as they are."""
     import torch
     from transformers import pipeline
-    from transformers.utils import logging
 
-    import hfmicro.models  # noqa: F401  (registers microbert / microgpt with the Auto classes)
-
-    logging.disable_progress_bar()  # a one-shot command: the answer is the output
-
-    if _looks_local(model) and not os.path.isdir(model):
-        raise ValueError(f"model folder {model!r} not found")
-    device = 0 if torch.cuda.is_available() else -1
+    where = check_model_source(model)
     try:
-        return pipeline(task, model=model, device=device)
+        return pipeline(task, model=model, device=0 if torch.cuda.is_available() else -1)
     except (OSError, ValueError, KeyError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        where = "folder" if os.path.isdir(model) else "Hub id (offline, or no such model?)"
-        raise ValueError(f"cannot load {model!r} ({where}) as a {task} model: {reason}") from None
+        raise ValueError(f"cannot load {model!r} ({where}) as a {task} model: {first_line(err)}") from None
 
 
 def fill_mask(pipe, text: str, top_k: int = 5) -> list[list[dict]]:

@@ -4,7 +4,7 @@ Offline, `load_dataset` retries for ~24 s before failing; a 3-second probe of th
 first turns that into an immediate, explicit error.
 """
 
-from .report import DataError
+from .report import DataError, first_line
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -46,7 +46,7 @@ def load_hub_dataset(name: str, config: str | None, *, streaming: bool):
     try:
         return datasets.load_dataset(name, config, streaming=streaming)
     except Exception as err:  # not found, offline without a cached copy, missing config, ...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         config_hint = f" (config {config!r})" if config else ""
         raise DataError(
             f"cannot load dataset {name!r}{config_hint} from the Hub: {reason}. {_offline_advice(name)}"

@@ -65,6 +65,12 @@ class ReadReport:
         return describe_skipped(self.bad_rows, rows, self.bad_row_reasons, next(iter(self.bad_row_examples), None))
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's first line (library errors often add pages of context), or its type's name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 EXIT_USAGE = 2  # a bad option, input or data: nothing was done
 
 

@@ -20,7 +20,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers import Trainer
 
-from ..data.report import print_error
+from ..data.report import first_line, print_error
 from ..data import (
     DataArguments, DataError, DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets,
     wait_for_prepared,
@@ -172,8 +172,7 @@ def _load_tokenizer(path: str, objective: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"tokenizer: cannot load {path!r} ({reason}); give a folder made by "
+        raise ValueError(f"tokenizer: cannot load {path!r} ({first_line(err)}); give a folder made by "
                          "tokenizers/train_bpe.py or a Hub tokenizer id") from None
     if objective == "mlm" and tokenizer.mask_token is None:
         raise ValueError(f"tokenizer: {path} has no mask token; MLM needs one (train it with --model_type bert)")
@@ -382,13 +381,18 @@ def _load_splits(data_args, tokenizer, objective: str, args, stream: StreamTrack
     return splits, summary
 
 
+def epoch_steps(blocks: int, args, world_size: int) -> int:
+    """Optimizer steps of `args.num_train_epochs` over `blocks` training blocks, as Trainer counts them."""
+    batches = math.ceil(blocks / (args.per_device_train_batch_size * world_size))
+    per_epoch = max(batches // args.gradient_accumulation_steps, 1)
+    return math.ceil(per_epoch * args.num_train_epochs)
+
+
 def _total_steps(trainer, data_args) -> int:
     args = trainer.args
     if data_args.streaming or args.max_steps > 0:
         return args.max_steps
-    batches = math.ceil(len(trainer.train_dataset) / (args.per_device_train_batch_size * args.world_size))
-    per_epoch = max(batches // args.gradient_accumulation_steps, 1)
-    return math.ceil(per_epoch * args.num_train_epochs)
+    return epoch_steps(len(trainer.train_dataset), args, args.world_size)
 
 
 def _banner(trainer, plan: RunPlan) -> None:
