@@ -22,6 +22,8 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_microbert import MicroBertConfig
 
@@ -160,16 +162,14 @@ class MicroBertLayer(GradientCheckpointingLayer):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
         self.mlp = MicroBertMLP(config)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, rotary=None, **kwargs):
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, rotary=None, **kwargs
+    ) -> torch.Tensor:
         if self.pre_norm:
-            attn_output, attn_weights = self.attn(self.attn_norm(hidden_states), attention_mask, rotary, **kwargs)
-            hidden_states = hidden_states + attn_output
-            hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
-        else:
-            attn_output, attn_weights = self.attn(hidden_states, attention_mask, rotary, **kwargs)
-            hidden_states = self.attn_norm(hidden_states + attn_output)
-            hidden_states = self.mlp_norm(hidden_states + self.mlp(hidden_states))
-        return hidden_states, attn_weights
+            hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), attention_mask, rotary, **kwargs)[0]
+            return hidden_states + self.mlp(self.mlp_norm(hidden_states))  # (B, T, C)
+        hidden_states = self.attn_norm(hidden_states + self.attn(hidden_states, attention_mask, rotary, **kwargs)[0])
+        return self.mlp_norm(hidden_states + self.mlp(hidden_states))  # (B, T, C)
 
 
 class MicroBertPreTrainedModel(PreTrainedModel):
@@ -181,6 +181,8 @@ class MicroBertPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # what output_hidden_states / output_attentions collect, through forward hooks
+    _can_record_outputs = {"hidden_states": MicroBertLayer, "attentions": OutputRecorder(MicroBertAttention, index=1)}
     # PreTrainedModel._init_weights already does BERT's init: normal(0, initializer_range) weights, zero
     # biases and padding row, unit norms.
 
@@ -205,6 +207,7 @@ class MicroBertModel(MicroBertPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.tok_embeddings = value
 
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, T)
@@ -212,18 +215,14 @@ class MicroBertModel(MicroBertPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,  # (B, T)
         position_ids: torch.LongTensor | None = None,  # (B, T)
         inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutput:
+        # output_hidden_states / output_attentions are served by @capture_outputs (the last hidden state is the
+        # final norm's output)
+        kwargs.pop("output_hidden_states", None)
+        kwargs.pop("output_attentions", None)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MicroBertModel needs exactly one of input_ids or inputs_embeds")
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, C)
         rotary = None
@@ -231,26 +230,12 @@ class MicroBertModel(MicroBertPreTrainedModel):
             if position_ids is None:
                 position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device).unsqueeze(0)
             head_dim = self.config.hidden_size // self.config.num_attention_heads
-            rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta)
+            rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta)  # computed once for all layers
         # None, a bool mask or an additive mask, whatever the attention backend wants
         mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
-
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, mask, rotary, **kwargs)
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            if output_attentions:
-                all_attentions += (attn_weights,)
-        hidden_states = self.final_norm(hidden_states)
-        if output_hidden_states and self.config.pre_norm:
-            all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
-
-        output = BaseModelOutput(
-            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
-        )
-        return output if return_dict else output.to_tuple()
+            hidden_states = layer(hidden_states, mask, rotary, **kwargs)  # (B, T, C)
+        return BaseModelOutput(last_hidden_state=self.final_norm(hidden_states))
 
 
 class MicroBertPredictionHead(nn.Module):
@@ -282,6 +267,7 @@ class MicroBertForMaskedLM(MicroBertPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.decoder = new_embeddings
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, T)
@@ -290,24 +276,17 @@ class MicroBertForMaskedLM(MicroBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,  # (B, T)
         inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
         labels: torch.LongTensor | None = None,  # (B, T), -100 where no prediction is scored
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
         # Trainer passes num_items_in_batch (tokens scored in the whole accumulated batch); the loss is
         # then a sum divided by it, so gradient accumulation gives the same gradient as one big batch.
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.model(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (B, T, C)
@@ -322,10 +301,7 @@ class MicroBertForMaskedLM(MicroBertPreTrainedModel):
             loss = self.loss_function(
                 logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=num_items_in_batch
             )
-        output = MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return output if return_dict else output.to_tuple()
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
 
 __all__ = ["MicroBertPreTrainedModel", "MicroBertModel", "MicroBertForMaskedLM"]

@@ -24,6 +24,8 @@ from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_microgpt import MicroGPTConfig
 
@@ -119,6 +121,22 @@ class MicroGPTMLP(nn.Module):
         return self.dropout(self.c_proj(hidden_states))
 
 
+class MicroGPTRouter(nn.Module):
+    """Scores the experts for each token and picks the top k; its logits feed the load-balancing loss."""
+
+    def __init__(self, config: MicroGPTConfig):
+        super().__init__()
+        self.top_k = config.num_experts_per_tok
+        self.weight = nn.Parameter(torch.empty(config.num_experts, config.hidden_size))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        router_logits = nn.functional.linear(x, self.weight)  # (N, E)
+        probs = nn.functional.softmax(router_logits, dim=-1, dtype=torch.float32)
+        weights, selected = probs.topk(self.top_k, dim=-1)  # 2 x (N, k)
+        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+        return router_logits, weights, selected
+
+
 class MicroGPTMoE(nn.Module):
     """Top-k mixture of MLP experts. Each token's output is the renormalised-weighted sum of its k experts."""
 
@@ -126,23 +144,19 @@ class MicroGPTMoE(nn.Module):
         super().__init__()
         self.num_experts = config.num_experts
         self.top_k = config.num_experts_per_tok
-        self.gate = nn.Linear(config.hidden_size, config.num_experts, bias=False)
+        self.gate = MicroGPTRouter(config)
         self.experts = nn.ModuleList([MicroGPTMLP(config) for _ in range(config.num_experts)])
 
-    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         B, T, C = hidden_states.shape
         x = hidden_states.reshape(-1, C)  # (N, C), N = B*T
-        router_logits = self.gate(x)  # (N, E)
-        probs = nn.functional.softmax(router_logits, dim=-1, dtype=torch.float32)
-        weights, selected = probs.topk(self.top_k, dim=-1)  # 2 x (N, k)
-        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
-
+        _, weights, selected = self.gate(x)  # 2 x (N, k)
         out = torch.zeros_like(x)
         for e, expert in enumerate(self.experts):
             # every expert runs, possibly on zero tokens, so all parameters are always in the graph (DDP-safe)
             token_idx, slot = (selected == e).nonzero(as_tuple=True)
             out.index_add_(0, token_idx, expert(x[token_idx]) * weights[token_idx, slot, None])
-        return out.view(B, T, C), router_logits
+        return out.view(B, T, C)
 
 
 def load_balancing_loss(router_logits: tuple[torch.Tensor, ...], num_experts: int, top_k: int) -> torch.Tensor:
@@ -165,14 +179,9 @@ class MicroGPTBlock(GradientCheckpointingLayer):
         self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
         self.mlp = MicroGPTMoE(config) if config.num_experts else MicroGPTMLP(config)
 
-    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
-        attn_output, attn_weights = self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)
-        hidden_states = hidden_states + attn_output
-        mlp_output = self.mlp(self.ln_2(hidden_states))
-        router_logits = None
-        if isinstance(mlp_output, tuple):
-            mlp_output, router_logits = mlp_output
-        return hidden_states + mlp_output, attn_weights, router_logits
+    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs) -> torch.Tensor:
+        hidden_states = hidden_states + self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)[0]
+        return hidden_states + self.mlp(self.ln_2(hidden_states))  # (B, T, C)
 
 
 class MicroGPTPreTrainedModel(PreTrainedModel):
@@ -185,11 +194,19 @@ class MicroGPTPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # what output_hidden_states / output_attentions / output_router_logits collect, through forward hooks
+    _can_record_outputs = {
+        "hidden_states": MicroGPTBlock,
+        "attentions": OutputRecorder(MicroGPTAttention, index=1),
+        "router_logits": OutputRecorder(MicroGPTRouter, index=0),
+    }
 
     @torch.no_grad()
     def _init_weights(self, module):
         # normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms
         super()._init_weights(module)
+        if isinstance(module, MicroGPTRouter):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
         if getattr(module, "is_residual_projection", False):
             # GPT-2's scaled init of the projections that write into the residual stream: 2 per block.
             # (Marked on the Linear itself: transformers skips _init_weights for custom-code modules that own
@@ -224,6 +241,7 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
     def set_input_embeddings(self, value):
         self.wte = value
 
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, T)
@@ -232,18 +250,13 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> MoeModelOutputWithPast:
+        # output_hidden_states / output_attentions / output_router_logits are served by @capture_outputs
+        for key in ("output_hidden_states", "output_attentions", "output_router_logits"):
+            kwargs.pop(key, None)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MicroGPTModel needs exactly one of input_ids or inputs_embeds")
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         if self.gradient_checkpointing and self.training:
             use_cache = False  # recomputation would write the cache twice
@@ -270,30 +283,12 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
             past_key_values=past_key_values,
             position_ids=position_ids,
         )
-
-        all_hidden_states = () if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        all_router_logits = () if self.config.num_experts else None
         for block in self.h:
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            hidden_states, attn_weights, router_logits = block(hidden_states, mask, past_key_values, **kwargs)
-            if output_attentions:
-                all_attentions += (attn_weights,)
-            if router_logits is not None:
-                all_router_logits += (router_logits,)
+            hidden_states = block(hidden_states, mask, past_key_values, **kwargs)  # (B, T, C)
         hidden_states = self.ln_f(hidden_states)
-        if output_hidden_states:
-            all_hidden_states += (hidden_states,)
-
-        output = MoeModelOutputWithPast(
-            last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
-            router_logits=all_router_logits,
+        return MoeModelOutputWithPast(
+            last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
         )
-        return output if return_dict else output.to_tuple()
 
 
 class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
@@ -311,6 +306,7 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,  # (B, T)
@@ -320,16 +316,14 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,  # (B, T, C)
         labels: torch.LongTensor | None = None,  # (B, T), unshifted (the loss shifts); -100 = not scored
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> MoeCausalLMOutputWithPast:
         # Trainer passes num_items_in_batch (tokens scored in the whole accumulated batch); the loss is
         # then a sum divided by it, so gradient accumulation gives the same gradient as one big batch.
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if self.config.num_experts:
+            kwargs["output_router_logits"] = True  # the load-balancing loss needs them
         outputs = self.transformer(
             input_ids,
             attention_mask=attention_mask,
@@ -337,9 +331,6 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
             **kwargs,
         )
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
@@ -360,7 +351,7 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
                     weight = weight * scored / num_items_in_batch
                 loss = loss + weight * aux_loss.to(loss.device)
 
-        output = MoeCausalLMOutputWithPast(
+        return MoeCausalLMOutputWithPast(
             loss=loss,
             aux_loss=aux_loss,
             logits=logits,
@@ -369,7 +360,6 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
             router_logits=outputs.router_logits,
         )
-        return output if return_dict else output.to_tuple()
 
 
 __all__ = ["MicroGPTPreTrainedModel", "MicroGPTModel", "MicroGPTForCausalLM"]
