@@ -78,10 +78,9 @@ def plot_runs(runs: list[dict], path: str, x: str = "steps") -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, (key, title) in zip(axes.flat, PANELS):
         for run in runs:
-            points = [(r["step"], r[key]) for r in run["history"] if key in r]
-            if x == "tokens":
-                per_step = run["settings"].get("tokens_per_step") or 0
-                points = [(step * per_step, value) for step, value in points]
+            per_step = run["settings"].get("tokens_per_step") or 0
+            at = (lambda r: r.get("num_input_tokens_seen", r["step"] * per_step)) if x == "tokens" else (lambda r: r["step"])
+            points = [(at(r), r[key]) for r in run["history"] if key in r]
             if points:
                 ax.plot(*zip(*points), label=os.path.basename(os.path.normpath(run["run"])), marker="." if len(points) < 30 else None)
         ax.set_title(title)

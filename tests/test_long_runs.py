@@ -3,6 +3,7 @@ exactly where an uninterrupted run ends; a diverging run stops; a finished run s
 writer per output_dir."""
 
 import json
+import re
 import os
 import random
 import signal
@@ -389,3 +390,24 @@ def test_the_final_save_gathers_full_weights_under_sharded_fsdp(tmp_path, monkey
     state = model.state_dict()
     assert all(torch.equal(weights[k], state[k]) for k in weights)
 
+
+
+def test_tokens_seen_is_what_the_model_read(tmp_path, capsys):
+    """An epoch whose last batch is partial: tokens seen counts the blocks read (Trainer's own count, which
+    TensorBoard and the history get at every log), not steps x a full batch."""
+    from conftest import sample_texts
+
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("\n\n".join(sample_texts(40_000)))
+    out = str(tmp_path / "run")
+    assert in_process(out, "--dataset", str(corpus), "--max_steps", "-1", "--num_train_epochs", "1",
+                      "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+                      "--logging_steps", "1") == 0
+    train_blocks = int(re.search(r"train [\d,]+ docs, [\d,]+ tokens, ([\d,]+) blocks", capsys.readouterr().out)
+                       .group(1).replace(",", ""))
+    assert train_blocks % 16 != 0  # the last batch is partial: the case this test is about
+    results = json.load(open(os.path.join(out, "eval_results.json")))
+    assert results["tokens_seen"] == train_blocks * 64
+    logged = [r["num_input_tokens_seen"] for r in json.load(open(os.path.join(out, "training_history.json")))
+              if "loss" in r]
+    assert logged[-1] == train_blocks * 64 and logged[0] == 16 * 64

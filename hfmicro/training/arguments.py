@@ -114,6 +114,9 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint by eval loss."})
     metric_for_best_model: str | None = field(default="eval_loss", metadata={"help": "Metric that picks the best."})
+    include_num_input_tokens_seen: str | bool = field(
+        default=True, metadata={"help": "Count the tokens read (every log, the history and eval_results.json)."}
+    )
     ddp_find_unused_parameters: bool | None = field(
         default=False, metadata={"help": "Every parameter is used in every step (MoE experts too), so DDP skips the search."}
     )

@@ -13,22 +13,22 @@ from .checkpoints import write_json_atomic
 
 
 class ThroughputCallback(TrainerCallback):
-    """Measures tokens/s (all processes) and MFU (where the GPU's peak is known) for every training log,
-    and prints the estimated training time once the first steps are measured."""
+    """Measures tokens/s (all processes, from Trainer's own count of the tokens read) and MFU (where the
+    GPU's peak is known) for every training log, and prints the estimated training time once the first
+    steps are measured."""
 
-    def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops_total: float | None, eta_after: int = 5):
-        self.tokens_per_step = tokens_per_step
+    def __init__(self, flops_per_token: float, peak_flops_total: float | None, eta_after: int = 5):
         self.flops_per_token = flops_per_token
         self.peak = peak_flops_total
         self.eta_after = eta_after
         self._t0 = self._step0 = None
-        self._window_t = self._window_step = None
+        self._window_t = self._window_tokens = None
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
         if self._t0 is None:  # the first step includes start-up costs: measure from its end
             self._t0 = self._window_t = now
-            self._step0 = self._window_step = state.global_step
+            self._step0, self._window_tokens = state.global_step, state.num_input_tokens_seen
             return
         done = state.global_step - self._step0
         if done == self.eta_after and state.is_world_process_zero:
@@ -37,19 +37,19 @@ class ThroughputCallback(TrainerCallback):
             print(f"[hfmicro] {per_step:.2f} s/step: about {remaining / 60:.1f} min for the remaining "
                   f"{state.max_steps - state.global_step:,} steps", flush=True)
 
-    def window_metrics(self, global_step: int) -> dict:
+    def window_metrics(self, tokens_seen: int) -> dict:
         """tokens/s (and MFU) since the previous call: `PretrainingTrainer.log` adds them to each training
         log before Trainer hands it to the integrations (TensorBoard, trackio, ...) and the history."""
         if self._window_t is None:
             return {}
         now = time.perf_counter()
-        steps, metrics = global_step - self._window_step, {}
-        if steps > 0:
-            tokens_per_s = steps * self.tokens_per_step / (now - self._window_t)
+        tokens, metrics = tokens_seen - self._window_tokens, {}
+        if tokens > 0:
+            tokens_per_s = tokens / (now - self._window_t)
             metrics["tokens_per_second"] = round(tokens_per_s, 1)
             if self.peak:
                 metrics["mfu"] = round(tokens_per_s * self.flops_per_token / self.peak, 4)
-        self._window_t, self._window_step = now, global_step
+        self._window_t, self._window_tokens = now, tokens_seen
         return metrics
 
 

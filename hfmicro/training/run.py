@@ -138,7 +138,7 @@ class PretrainingTrainer(Trainer):
         if "loss" in logs:  # a training log: our metrics join it before the integrations receive it
             throughput = next((c for c in self.callback_handler.callbacks if isinstance(c, ThroughputCallback)), None)
             if throughput is not None:
-                logs.update(throughput.window_metrics(self.state.global_step))
+                logs.update(throughput.window_metrics(self.state.num_input_tokens_seen))
             if self.nonfinite_steps:
                 logs["nonfinite_steps_skipped"] = self.nonfinite_steps
         super().log(logs, *args, **kwargs)
@@ -289,8 +289,7 @@ def _setup(objective: str, model_args, data_args, args, argv):
     tokens_per_step = (args.per_device_train_batch_size * data_args.max_seq_length * args.gradient_accumulation_steps
                        * args.world_size)
     callbacks = [
-        ThroughputCallback(tokens_per_step, flops_per_token(config, data_args.max_seq_length),
-                           peak * args.world_size if peak else None),
+        ThroughputCallback(flops_per_token(config, data_args.max_seq_length), peak * args.world_size if peak else None),
         HistoryCallback(args.output_dir),
         PreemptionCallback(),
     ]
@@ -514,7 +513,7 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
         return
 
     report = {"train_seconds": round(seconds, 1), "global_step": trainer.state.global_step,
-              "tokens_seen": trainer.state.global_step * plan.tokens_per_step,
+              "tokens_seen": trainer.state.num_input_tokens_seen,
               "nonfinite_steps_skipped": trainer.nonfinite_steps, **metrics}
     if plan.data_summary.splits:  # a prepared corpus (a stream is counted while it is read)
         summary = plan.data_summary
