@@ -153,3 +153,20 @@ def test_tokens_per_second_reaches_tensorboard(tmp_path):
     assert "train/loss" in scalars and "train/tokens_per_second" in scalars
     history = json.loads((out / "training_history.json").read_text())
     assert all("tokens_per_second" in r for r in history if "loss" in r and r["step"] > 2)
+
+
+def test_training_arguments_do_not_query_the_hardware(tmp_path, monkeypatch):
+    """PretrainingArguments is a plain dataclass; the recipe parser places it on the hardware."""
+    from hfmicro.training import arguments, hardware
+    from hfmicro.training.arguments import PretrainingArguments, parse_recipe
+
+    def no_hardware(*args, **kwargs):
+        raise AssertionError("hardware queried while building the arguments")
+
+    monkeypatch.setattr(hardware, "detect_hardware", no_hardware)
+    monkeypatch.setattr(arguments, "detect_hardware", no_hardware, raising=False)
+    args = PretrainingArguments(output_dir=str(tmp_path), report_to=[])
+    assert args.precision == "auto" and not (args.bf16 or args.fp16)
+    monkeypatch.undo()
+    _, _, parsed = parse_recipe(["--output_dir", str(tmp_path)])
+    assert parsed.use_cpu and parsed.precision == "fp32" and not (parsed.bf16 or parsed.fp16)  # this CPU machine

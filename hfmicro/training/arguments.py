@@ -14,6 +14,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..data import DataArguments
 from ..presets import PRESETS
+from .hardware import place_on_hardware
 
 # the tokenizers shipped in the repository's tokenizers/ folder (an editable install or a checkout)
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -122,8 +123,6 @@ class PretrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        from .hardware import detect_hardware, resolve_precision
-
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         self._check_values()
@@ -140,14 +139,6 @@ class PretrainingArguments(TrainingArguments):
             flag = "bf16" if self.bf16 else "fp16"
             raise ValueError(f"precision: --{flag} conflicts with --precision {self.precision}; say it once, with "
                              f"--precision {flag} (auto picks bf16, fp16 or fp32 from the hardware)")
-        hardware = detect_hardware(self.use_cpu)
-        # on a machine without GPUs say so explicitly: transformers then sets up CPU DDP (gloo) when
-        # launched with several processes, and allows bf16 autocast on CPU
-        self.use_cpu = hardware.device == "cpu"
-        if self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            _init_cpu_process_group(self.ddp_timeout)
-        precision = resolve_precision(self.precision, hardware)
-        self.bf16, self.fp16 = precision == "bf16", precision == "fp16"
         super().__post_init__()
 
     def _check_values(self) -> None:
@@ -163,17 +154,6 @@ class PretrainingArguments(TrainingArguments):
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0 (steps, or a fraction of training below 1), got "
                              f"{self.warmup_steps}")
-
-
-def _init_cpu_process_group(timeout_seconds: int) -> None:
-    """transformers gives --ddp_timeout to the process group on GPUs only; CPU ranks (gloo) would keep
-    torch's 30-minute default. Start the group here with the user's timeout (accelerate reuses it)."""
-    import datetime
-
-    import torch.distributed as dist
-
-    if dist.is_available() and not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_seconds))
 
 
 def _known_keys(parser: HfArgumentParser) -> set[str]:
@@ -204,14 +184,14 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
         values.update(_typed(parser, load_recipe_yaml(config_path, known), config_path))
     parser.set_defaults(**values)
 
-    # the extra namespace holds --config (already consumed above)
-    model_args, data_args, training_args, _, remaining = parser.parse_args_into_dataclasses(
-        args=argv, return_remaining_strings=True
-    )
+    namespace, remaining = parser.parse_known_args(args=argv)
     if remaining:
         unknown = [a for a in remaining if a.startswith("--")] or remaining
         raise ValueError(f"unknown option {unknown[0]}: see --help for the fields a recipe accepts")
-    return model_args, data_args, training_args
+    # device and precision are settled before TrainingArguments is built: its __post_init__ sets up the device
+    place_on_hardware(namespace)
+    values = vars(namespace)
+    return tuple(dtype(**{f.name: values[f.name] for f in fields(dtype) if f.init}) for dtype in parser.dataclass_types)
 
 
 def _typed(parser: HfArgumentParser, values: dict, path: str) -> dict:

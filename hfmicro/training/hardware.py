@@ -102,6 +102,34 @@ def resolve_precision(requested: str, hardware: Hardware) -> str:
     return requested
 
 
+def place_on_hardware(options) -> Hardware:
+    """Settle a recipe's device and precision (`options`: the parsed flags, before TrainingArguments is
+    built from them). `precision` becomes what `auto` resolved to and sets bf16/fp16; a machine without
+    GPUs sets use_cpu explicitly, so transformers sets up CPU DDP (gloo) for several processes and allows
+    bf16 autocast on CPU. Explicit --bf16/--fp16 flags must agree with --precision (checked by the
+    arguments, which see them as given)."""
+    hardware = detect_hardware(options.use_cpu)
+    options.use_cpu = hardware.device == "cpu"
+    if options.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _init_cpu_process_group(options.ddp_timeout)
+    flag = "bf16" if options.bf16 else "fp16" if options.fp16 else None
+    if flag is None or options.precision == flag:  # a conflict is reported by the arguments themselves
+        options.precision = resolve_precision(options.precision, hardware)
+        options.bf16, options.fp16 = options.precision == "bf16", options.precision == "fp16"
+    return hardware
+
+
+def _init_cpu_process_group(timeout_seconds: int) -> None:
+    """transformers gives --ddp_timeout to the process group on GPUs only; CPU ranks (gloo) would keep
+    torch's 30-minute default. Start the group here with the user's timeout (accelerate reuses it)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_seconds))
+
+
 def auto_batch_size(hardware: Hardware, params: int, hidden_size: int, num_layers: int, seq_len: int,
                     vocab_size: int, precision: str, max_batch: int = 512) -> int:
     """A per-device batch size that fits in ~80 % of GPU memory, from a simple activation estimate.
