@@ -19,15 +19,14 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
-import uuid
 import warnings
 from collections.abc import Iterable, Iterator
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from .atomic import StagedFolder, write_json_atomic
 from .data import packing
 from .data.scripts import is_unspaced
 from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments, parse_count
@@ -162,35 +161,19 @@ def _finish(tokenizer: Tokenizer, model_type: str):
     )
 
 
-def _staging_dir(output_dir: str, overwrite: bool) -> str:
-    """A temp dir next to output_dir (same filesystem, so the final move is a rename); made first so
-    an unwritable destination fails before minutes of training."""
+def _staged_output(output_dir: str, overwrite: bool) -> StagedFolder:
+    """Where the tokenizer is written before it appears as output_dir; made first so an unwritable
+    destination fails before minutes of training."""
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise BpeError(f"output dir {output_dir} is a file; choose a folder path")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise BpeError(f"output dir {output_dir} is not empty; choose a new folder or pass --overwrite to replace it")
-    # os.mkdir, not tempfile.mkdtemp: mkdtemp's folder is private (0700) and would stay so after the rename.
-    parent, name = os.path.split(output_dir)
-    staging = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        os.makedirs(parent, exist_ok=True)
-        os.mkdir(staging)
-        return staging
+        return StagedFolder(output_dir, replace=True)  # an empty folder, or --overwrite: replaced
     except OSError as e:
         reason = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
         raise BpeError(f"cannot write output dir {output_dir}: {reason}; choose a folder you can write to") from None
-
-
-def _move_into_place(staging: str, output_dir: str) -> None:
-    output_dir = os.path.abspath(output_dir)
-    old = None
-    if os.path.isdir(output_dir):  # empty, or --overwrite: swap with two renames, then drop the old one
-        old = staging + "-old"
-        os.rename(output_dir, old)
-    os.rename(staging, output_dir)
-    if old:
-        shutil.rmtree(old)
 
 
 def train_bpe(
@@ -215,8 +198,7 @@ def train_bpe(
     if model_type not in MODEL_TYPES:
         raise BpeError(f"model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")
     check_vocab_size(vocab_size, model_type)
-    staging = _staging_dir(output_dir, overwrite)
-    try:
+    with _staged_output(output_dir, overwrite) as staging:
         sample = _Sample(texts, max_bytes)
         backend, trainer = _backend(model_type, vocab_size, min_frequency)
         start = time.perf_counter()
@@ -249,12 +231,7 @@ def train_bpe(
         tokenizer.save_pretrained(staging)
         # Unindented, tokenizer.json is 2.4x smaller (230 KB at 8k tokens); every loader reads it the same.
         tokenizer.backend_tokenizer.save(os.path.join(staging, "tokenizer.json"), pretty=False)
-        with open(os.path.join(staging, REPORT_FILE), "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        _move_into_place(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful move
+        write_json_atomic(os.path.join(staging, REPORT_FILE), report, indent=2)
     return report
 
 

@@ -80,7 +80,7 @@ def test_cache_info_usage_and_clear(tmp_path, capsys, gpt_tokenizer):
     path.write_text("".join(f"line {i} of a small corpus\n" for i in range(200)), encoding="utf-8")
     load_lm_datasets(DataArguments(dataset=str(path), txt_mode="line", max_seq_length=8), gpt_tokenizer, "clm")
     load_lm_datasets(DataArguments(dataset=str(path), txt_mode="line", max_seq_length=16), gpt_tokenizer, "clm")
-    (tmp_path / "cache" / "packed" / ".tmp-deadbeef-x").mkdir()  # what a killed run leaves behind
+    (tmp_path / "cache" / "packed" / ".deadbeef.tmp-x").mkdir()  # what a killed build leaves behind
 
     assert main(["cache", "info"]) == 0
     info = capsys.readouterr().out

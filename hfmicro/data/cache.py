@@ -3,7 +3,7 @@
 Location: $HFMICRO_CACHE, else $HF_HOME/hfmicro, else ~/.cache/huggingface/hfmicro (the Hugging Face
 convention). Each entry is a `save_to_disk` folder named by a hash of everything that changes its
 content, plus `hfmicro_entry.json` (what it was built from, and its summary). An entry is built in a
-`.tmp-*` folder and renamed into place when complete, so a killed run never leaves a half-written
+`.<key>.tmp-*` folder and renamed into place when complete, so a killed run never leaves a half-written
 entry that a later run would load; `cache clear` also removes such leftovers.
 """
 
@@ -11,12 +11,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..atomic import StagedFolder, is_staging_name, write_json_atomic
+
 ENTRY_FILE = "hfmicro_entry.json"
-TMP_PREFIX = ".tmp-"
 
 
 def cache_root() -> str:
@@ -55,27 +54,15 @@ def read_entry(key: str) -> dict | None:
         return None
 
 
-@contextmanager
-def building_entry(key: str):
-    """A scratch folder: write the dataset to `<scratch>/entry` and it is published as the entry for
-    `key` on success. `<scratch>/work` is for intermediate files, deleted in any case."""
-    os.makedirs(packed_dir(), exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-", dir=packed_dir())
-    try:
-        os.makedirs(os.path.join(scratch, "work"))
-        yield scratch
-        try:
-            os.rename(os.path.join(scratch, "entry"), entry_path(key))  # atomic on one file system
-        except OSError:
-            if read_entry(key) is None:  # not a concurrent run that finished first: a real failure
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def building_entry(key: str) -> StagedFolder:
+    """The folder an entry is written into (save_to_disk, then its metadata); it becomes the entry for
+    `key` when the `with` block ends without error, and is removed when it raises. A concurrent build of
+    the same entry that finished first is kept."""
+    return StagedFolder(entry_path(key))
 
 
 def write_entry_metadata(folder: str, metadata: dict) -> None:
-    with open(os.path.join(folder, ENTRY_FILE), "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
+    write_json_atomic(os.path.join(folder, ENTRY_FILE), metadata, indent=2)
 
 
 def _size(path: str) -> int:
@@ -109,7 +96,7 @@ def list_entries() -> list[CacheEntry]:
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
         if os.path.isdir(path):
-            metadata = None if name.startswith(TMP_PREFIX) else read_entry(name)
+            metadata = None if is_staging_name(name) else read_entry(name)
             entries.append(CacheEntry(name, path, _size(path), metadata))
     return entries
 

@@ -4,6 +4,7 @@ import datetime
 import itertools
 import logging
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -250,8 +251,8 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
     metadata = read_entry(key)
     summary.cache = "hit" if metadata else "miss"
     if metadata is None:
-        with building_entry(key) as scratch:
-            work = os.path.join(scratch, "work")
+        with building_entry(key) as entry, tempfile.TemporaryDirectory(dir=os.path.dirname(entry),
+                                                                          prefix=f".{key}.work-") as work:
             built = datasets.DatasetDict(
                 {split: _build_split(data_args, tokenizer, fmt, split, key, work, summary) for split in SPLITS}
             )
@@ -263,13 +264,13 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
                 )
             # an empty split needs an explicit shard, or datasets writes none and cannot load it back
             empty_splits = {name: 1 for name, split in built.items() if not len(split)}
-            built.save_to_disk(os.path.join(scratch, "entry"), num_shards=empty_splits)
+            built.save_to_disk(entry, num_shards=empty_splits)
             metadata = dict(
                 dataset=data_args.dataset, inputs=inputs, created=datetime.datetime.now().isoformat(timespec="seconds"),
                 summary={name: asdict(s) for name, s in summary.splits.items()},
                 bad_row_examples=summary.bad_row_examples,
             )
-            write_entry_metadata(os.path.join(scratch, "entry"), metadata)
+            write_entry_metadata(entry, metadata)
     else:
         summary.splits = {name: PackSummary(**s) for name, s in metadata["summary"].items()}
         summary.bad_row_examples = metadata["bad_row_examples"]

@@ -9,7 +9,7 @@ import time
 import torch
 from transformers import TrainerCallback
 
-from .checkpoints import write_json_atomic
+from ..atomic import write_json_atomic
 
 
 class ThroughputCallback(TrainerCallback):

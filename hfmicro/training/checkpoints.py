@@ -20,17 +20,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from ..atomic import move_files_into, write_json_atomic
+
 LOCK_FILE = ".hfmicro-run.lock"
 STAGING_DIR = ".final-staging"
 FINAL_MARKER = "eval_results.json"
-
-
-def write_json_atomic(path: str, payload) -> None:
-    """Write `payload` as JSON to a temporary file beside `path`, then rename it over `path`."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def checkpoint_step(path: str) -> int | None:
@@ -92,13 +86,7 @@ def staging_dir(output_dir: str, reset: bool = False) -> str:
 
 def publish(staging: str, output_dir: str) -> None:
     """Move every staged file into output_dir (each an atomic rename), the final marker last."""
-    names = sorted(os.listdir(staging), key=lambda n: n == FINAL_MARKER)
-    for name in names:
-        target = os.path.join(output_dir, name)
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(staging, name), target)
-    os.rmdir(staging)
+    move_files_into(staging, output_dir, last=FINAL_MARKER)
 
 
 @dataclass

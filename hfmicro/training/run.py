@@ -20,6 +20,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers import Trainer
 
+from ..atomic import write_json_atomic
 from ..data.report import first_line, print_error
 from ..data import (
     DataArguments, DataError, DataSummary, StreamState, StreamTracker, lm_data_collator, load_lm_datasets,
@@ -32,7 +33,7 @@ from ..models import flops_per_token
 from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback
 from .checkpoints import (
     RunLock, RunLockedError, check_resumable, final_step, latest_complete_checkpoint, publish, staging_dir,
-    trainer_state, write_json_atomic,
+    trainer_state,
 )
 from .hardware import Hardware, auto_batch_size, detect_hardware
 
