@@ -244,7 +244,7 @@ def _estimate_command(args, rest: list[str]) -> int:
     from .training.run import DEFAULT_PRESET
 
     try:
-        model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": DEFAULT_PRESET["mlm"]})
+        model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": DEFAULT_PRESET["mlm"]}, on_this_machine=False)
         result = estimate(model_args, data_args, training_args, gpu=args.gpu, num_gpus=args.num_gpus, mfu=args.mfu,
                           measure=args.measure)
     except (ValueError, KeyError) as err:

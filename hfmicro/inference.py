@@ -77,15 +77,17 @@ def repetition(token_ids: list[int]) -> dict[str, float]:
 def generate(pipe, prompt: str, *, max_new_tokens: int = 50, temperature: float = SAMPLING["temperature"],
              top_k: int = SAMPLING["top_k"], top_p: float = SAMPLING["top_p"],
              repetition_penalty: float = SAMPLING["repetition_penalty"], num_return_sequences: int = 1,
-             seed: int = 0) -> list[dict]:
+             seed: int | None = 0) -> list[dict]:
     """Continuations of `prompt` (temperature 0 = greedy), each with the model's own probability of every
-    new token (before temperature and truncation), their geometric mean and repetition measures."""
+    new token (before temperature and truncation), their geometric mean and repetition measures.
+    `seed=None` samples from the current random state instead of seeding every generator."""
     import torch
     from transformers import set_seed
 
     if not prompt:
         raise ValueError("the prompt is empty: give the text to continue")
-    set_seed(seed)
+    if seed is not None:
+        set_seed(seed)
     kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences, return_tensors=True,
                   repetition_penalty=repetition_penalty, do_sample=temperature > 0)
     if temperature > 0:

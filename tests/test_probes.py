@@ -63,3 +63,32 @@ def test_demos_come_from_the_runs_own_text(chinese_tokenizer, bert_tokenizer):
 def test_fertility_reports_tokens_per_character_and_no_words_without_spaces(chinese_tokenizer):
     report = fertility(chinese_tokenizer, chinese_documents(20, 3))
     assert report["tokens_per_word"] is None and 0 < report["tokens_per_char"] < 1
+
+
+def test_demos_run_through_the_pipelines_and_leave_trainings_random_state_alone(bert_tokenizer, gpt_tokenizer):
+    import torch
+
+    from hfmicro.inference import fill_mask
+    from hfmicro.models import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+    from hfmicro.training.probes import fill_mask_demo, generation_demo
+    from transformers import pipeline
+
+    torch.manual_seed(0)
+    bert = MicroBertForMaskedLM(MicroBertConfig(vocab_size=len(bert_tokenizer), hidden_size=32, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=64,
+                                                pad_token_id=bert_tokenizer.pad_token_id)).eval()
+    sentence = "The function returns a [MASK] of the values."
+    demo = fill_mask_demo(bert, bert_tokenizer, [sentence])
+    expected = fill_mask(pipeline("fill-mask", model=bert, tokenizer=bert_tokenizer), sentence)[0]
+    assert demo == f"  {sentence}  ->  " + ", ".join(f"{g['token']!r} {g['probability']:.3f}" for g in expected)
+
+    gpt = MicroGPTForCausalLM(MicroGPTConfig(vocab_size=len(gpt_tokenizer), hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                             pad_token_id=gpt_tokenizer.pad_token_id,
+                                             bos_token_id=gpt_tokenizer.bos_token_id,
+                                             eos_token_id=gpt_tokenizer.eos_token_id)).eval()
+    before = torch.random.get_rng_state()
+    first = generation_demo(gpt, gpt_tokenizer, ["The module provides"], max_new_tokens=12)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the run's masking and dropout stream is untouched
+    assert generation_demo(gpt, gpt_tokenizer, ["The module provides"], max_new_tokens=12) == first  # comparable
+    assert first.startswith("  'The module provides") and "repeated 4-grams" in first and "distinct-2" in first

@@ -59,6 +59,8 @@ def test_flags_override_yaml(tmp_path):
         (["--mlm_probability", "1.5"], {}, "mlm_probability"),
         (["--min_lr_ratio", "2"], {}, "min_lr_ratio"),
         (["--precision", "fp16"], {}, "fp16"),
+        (["--probe_steps", "5"], {}, "now --demo_steps"),  # renamed: it prints demos, not the probe set
+        ([], {"probe_steps": 5}, "now 'demo_steps'"),
     ],
 )
 def test_bad_options_are_refused_naming_the_field(tmp_path, argv, yaml_extra, message):

@@ -18,6 +18,7 @@ from .hardware import place_on_hardware
 
 # the tokenizers shipped in the repository's tokenizers/ folder (an editable install or a checkout)
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RENAMED = {"probe_steps": "demo_steps"}  # old option -> its name now, for the error message
 SHIPPED_TOKENIZERS = {
     "mlm": os.path.join(_REPO, "tokenizers", "microbert-8k"),
     "clm": os.path.join(_REPO, "tokenizers", "microgpt-8k"),
@@ -97,9 +98,9 @@ class PretrainingArguments(TrainingArguments):
     max_eval_samples: int | None = field(
         default=2000, metadata={"help": "Evaluate on at most this many blocks (a streamed validation split is endless)."}
     )
-    probe_steps: int = field(
+    demo_steps: int = field(
         default=0,
-        metadata={"help": "Print a fill-mask probe (MLM) or a generation sample (CLM) every N steps (0 = at each eval)."},
+        metadata={"help": "Print a fill-mask demo (MLM) or a generated sample (CLM) every N steps (0 = at each eval)."},
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
     lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "Learning-rate schedule."})
@@ -160,11 +161,13 @@ def _known_keys(parser: HfArgumentParser) -> set[str]:
     return {f.name for dtype in parser.dataclass_types for f in fields(dtype) if f.init}
 
 
-def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
+def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None, on_this_machine: bool = True):
     """(ModelArguments, DataArguments, PretrainingArguments) from `--config x.yaml` and flags.
 
     `defaults` are the script's own (e.g. the preset for its objective); the YAML overrides them and
-    the flags override both. Raises ValueError naming an unknown key or a bad value."""
+    the flags override both. With `on_this_machine`, device and precision are settled for this machine
+    (`hfmicro estimate` plans for another one and keeps `precision` as asked). Raises ValueError naming
+    an unknown key or a bad value."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
     parser.add_argument("--config", default=None, help="Recipe YAML whose keys are any of the fields below.")
@@ -187,9 +190,12 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None):
     namespace, remaining = parser.parse_known_args(args=argv)
     if remaining:
         unknown = [a for a in remaining if a.startswith("--")] or remaining
-        raise ValueError(f"unknown option {unknown[0]}: see --help for the fields a recipe accepts")
+        renamed = RENAMED.get(unknown[0].lstrip("-").split("=")[0])
+        hint = f"it is now --{renamed}" if renamed else "see --help for the fields a recipe accepts"
+        raise ValueError(f"unknown option {unknown[0]}: {hint}")
     # device and precision are settled before TrainingArguments is built: its __post_init__ sets up the device
-    place_on_hardware(namespace)
+    if on_this_machine:
+        place_on_hardware(namespace)
     values = vars(namespace)
     return tuple(dtype(**{f.name: values[f.name] for f in fields(dtype) if f.init}) for dtype in parser.dataclass_types)
 
@@ -225,5 +231,6 @@ def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:
         known = _known_keys(parser)
     for key in values:
         if key not in known:
-            raise ValueError(f"{path}: unknown key {key!r} (not a model, data or training option; see --help)")
+            hint = f"it is now {RENAMED[key]!r}" if key in RENAMED else "not a model, data or training option; see --help"
+            raise ValueError(f"{path}: unknown key {key!r} ({hint})")
     return values

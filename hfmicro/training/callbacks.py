@@ -1,4 +1,4 @@
-"""Trainer callbacks: throughput and MFU, the start banner and ETA, probes, the training history, and
+"""Trainer callbacks: throughput and MFU, the start banner and ETA, demos, the training history, and
 preemption (SIGTERM / SIGINT)."""
 
 import math
@@ -113,12 +113,12 @@ def plot_history(records: list[dict], path: str) -> bool:
     return True
 
 
-class ProbeCallback(TrainerCallback):
-    """Every `every` steps (or at each evaluation when 0): print the output of `probe(model)` and keep it
-    in the log history (for the model card and the history file)."""
+class DemoCallback(TrainerCallback):
+    """Every `every` steps (or at each evaluation when 0): print what `demo(model)` returns (fill-mask
+    guesses or generated text) and keep it in the log history."""
 
-    def __init__(self, probe, every: int = 0):
-        self.probe = probe
+    def __init__(self, demo, every: int = 0):
+        self.demo = demo
         self.every = every
 
     def _run(self, state, model):
@@ -126,11 +126,11 @@ class ProbeCallback(TrainerCallback):
             return
         was_training = model.training
         model.eval()
-        text = self.probe(model)
+        text = self.demo(model)
         if was_training:
             model.train()
-        print(f"[hfmicro] step {state.global_step} probe:\n{text}", flush=True)
-        state.log_history.append({"step": state.global_step, "probe": text})
+        print(f"[hfmicro] step {state.global_step} demo:\n{text}", flush=True)
+        state.log_history.append({"step": state.global_step, "demo": text})
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and state.global_step % self.every == 0:

@@ -146,32 +146,40 @@ def score_unigram(items: list[ProbeItem], counts: Counter, special_ids) -> dict[
     return {"top1": top1 / max(len(items), 1), "top5": top5 / max(len(items), 1)}
 
 
-@torch.no_grad()
-def fill_mask_demo(model, tokenizer, sentences=DEMO_SENTENCES, k: int = 5) -> str:
+def _demo_device(model) -> list:
     device = next(model.parameters()).device
+    return [device] if device.type == "cuda" else []
+
+
+def fill_mask_demo(model, tokenizer, sentences=DEMO_SENTENCES, k: int = 5) -> str:
+    """Each sentence with the `k` likeliest fillings of its mask, through `pipeline("fill-mask")` (what
+    the model card tells users to run)."""
+    from transformers import pipeline
+
+    from ..inference import fill_mask
+
+    pipe = pipeline("fill-mask", model=model, tokenizer=tokenizer, device=next(model.parameters()).device)
     lines = []
     for sentence in sentences:
-        enc = tokenizer(sentence, return_tensors="pt").to(device)
-        enc.pop("token_type_ids", None)
-        position = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
-        probs = model(**enc).logits[0, position].softmax(-1)
-        top = probs.topk(k)
-        guesses = ", ".join(
-            f"{tokenizer.decode([int(i)])!r} {p:.3f}" for p, i in zip(top.values.tolist(), top.indices)
-        )
+        guesses = ", ".join(f"{g['token']!r} {g['probability']:.3f}" for g in fill_mask(pipe, sentence, top_k=k)[0])
         lines.append(f"  {sentence}  ->  {guesses}")
     return "\n".join(lines)
 
 
-@torch.no_grad()
-def generation_demo(model, tokenizer, prompts=DEMO_PROMPTS, max_new_tokens: int = 30) -> str:
-    device = next(model.parameters()).device
+def generation_demo(model, tokenizer, prompts=DEMO_PROMPTS, max_new_tokens: int = 30, seed: int = 0) -> str:
+    """A sampled continuation of each prompt through `pipeline("text-generation")`, at hfmicro's default
+    sampling settings, with its repetition measures. Seeded on a forked random state: the demo is the
+    same at every evaluation for the same weights, and training's random stream is left as it was."""
+    from transformers import pipeline
+
+    from ..inference import generate
+
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device=next(model.parameters()).device)
     lines = []
-    for prompt in prompts:
-        enc = tokenizer(prompt, return_tensors="pt").to(device)
-        out = model.generate(
-            **enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8, top_k=50, top_p=0.95,
-            repetition_penalty=1.2, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        lines.append(f"  {tokenizer.decode(out[0], skip_special_tokens=True)!r}")
+    with torch.random.fork_rng(devices=_demo_device(model)):
+        torch.manual_seed(seed)
+        for prompt in prompts:
+            sample = generate(pipe, prompt, max_new_tokens=max_new_tokens, seed=None)[0]
+            lines.append(f"  {prompt + sample['text']!r}  (repeated 4-grams {sample['repeated_4grams']:.0%}, "
+                         f"distinct-2 {sample['distinct_2']:.2f})")
     return "\n".join(lines)

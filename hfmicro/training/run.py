@@ -30,7 +30,7 @@ from ..metrics import lm_metrics, perplexity
 from ..presets import PRESETS, build_model, preset_config
 from .arguments import SHIPPED_TOKENIZERS, ModelArguments, parse_recipe
 from ..models import flops_per_token
-from .callbacks import HistoryCallback, PreemptionCallback, ProbeCallback, ThroughputCallback
+from .callbacks import DemoCallback, HistoryCallback, PreemptionCallback, ThroughputCallback
 from .checkpoints import (
     RunLock, RunLockedError, check_resumable, final_step, latest_complete_checkpoint, publish, staging_dir,
     trainer_state,
@@ -298,12 +298,12 @@ def _setup(objective: str, model_args, data_args, args, argv):
     if objective == "mlm":
         from .probes import fill_mask_demo
 
-        callbacks.append(ProbeCallback(lambda m: fill_mask_demo(m, tokenizer, demos), args.probe_steps))
+        callbacks.append(DemoCallback(lambda m: fill_mask_demo(m, tokenizer, demos), args.demo_steps))
     else:
         from .probes import generation_demo
 
-        callbacks.append(ProbeCallback(lambda m: generation_demo(m, tokenizer, demos, max_new_tokens=20),
-                                       args.probe_steps))
+        callbacks.append(DemoCallback(lambda m: generation_demo(m, tokenizer, demos, max_new_tokens=20),
+                                      args.demo_steps))
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(args.early_stopping_patience))
 
