@@ -101,6 +101,16 @@ def test_push_to_hub_pushes_the_final_folder_without_the_token(tmp_path, monkeyp
                 assert secret.encode() not in f.read(), name
     args = json.loads((out / "eval_results.json").read_text())
     assert args["global_step"] == 10
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")  # huggingface_hub's own metadata: the Hub indexes the results
+    assert card.data.pipeline_tag == "fill-mask" and card.data.library_name == "transformers"
+    assert card.data.model_name == "someone/microbert-debug"
+    results = {r.metric_type: r for r in card.data.eval_results}
+    assert results["loss"].metric_value == pytest.approx(args["eval_loss"], abs=1e-4)
+    assert results["accuracy"].metric_value == pytest.approx(args["eval_accuracy"], abs=1e-4)
+    assert results["loss"].dataset_name == "builtin" and results["loss"].dataset_split == "validation"
+    assert 'pipeline("fill-mask", model="someone/microbert-debug"' in card.text  # what users run after the push
 
 
 def test_hub_token_option_is_refused(tmp_path, capsys):

@@ -120,10 +120,12 @@ class DemoCallback(TrainerCallback):
     def __init__(self, demo, every: int = 0):
         self.demo = demo
         self.every = every
+        self._shown_at = None
 
     def _run(self, state, model):
-        if not state.is_world_process_zero or model is None:
-            return
+        if not state.is_world_process_zero or model is None or state.global_step == self._shown_at:
+            return  # (the final evaluation repeats the last step's)
+        self._shown_at = state.global_step
         was_training = model.training
         model.eval()
         text = self.demo(model)

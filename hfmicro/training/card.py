@@ -1,24 +1,48 @@
 """The model card (README.md) written next to the final model, with the run's real numbers."""
 
+import math
 import os
 import platform
 import shlex
 import sys
 
 import torch
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..models import count_parameters
 from .hardware import cpu_name
 
 
+def card_data(name: str, model, plan, report: dict) -> ModelCardData:
+    """The card's metadata, as the Hub reads it: task, tags, the training dataset (when it is a Hub
+    dataset) and the held-out results as a model-index."""
+    from ..data.files import looks_local
+
+    data_args = plan.data_args
+    task = "fill-mask" if plan.objective == "mlm" else "text-generation"
+    on_hub = data_args.dataset != "builtin" and not looks_local(data_args.dataset)
+    dataset = data_args.dataset if on_hub else os.path.basename(os.path.normpath(data_args.dataset))
+    results = [
+        EvalResult(task_type=task, dataset_type=dataset, dataset_name=dataset, dataset_config=data_args.dataset_config,
+                   dataset_split="validation", metric_type=metric, metric_name=label, metric_value=round(report[key], 4))
+        for key, metric, label in (("eval_loss", "loss", "Loss"), ("eval_perplexity", "perplexity", "Perplexity"),
+                                   ("eval_accuracy", "accuracy",
+                                    "Masked-token accuracy" if plan.objective == "mlm" else "Next-token accuracy"))
+        if isinstance(report.get(key), (int, float)) and math.isfinite(report[key])
+    ]
+    return ModelCardData(library_name="transformers", pipeline_tag=task, model_name=name,
+                         tags=["hfmicro", model.config.model_type, "pretraining"],
+                         datasets=[data_args.dataset] if on_hub else None, eval_results=results or None)
+
+
 def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dict, demo: str) -> str:
-    """README.md in `folder` for the model called `name` (the run's output_dir), from its RunPlan."""
+    """README.md in `folder` for the model called `name` (its Hub id when pushed, else the run's folder
+    name), from its RunPlan."""
     objective = plan.objective
     data_args, model_args = plan.data_args, plan.model_args
     counts = count_parameters(model)
     hardware = plan.hardware
     where = hardware.name if hardware.device == "cuda" else f"{cpu_name()} ({os.cpu_count()} cores)"
-    pipeline_tag = "fill-mask" if objective == "mlm" else "text-generation"
     command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.argv[0]), *(plan.argv or sys.argv[1:])])
     dataset = data_args.dataset + (f" ({data_args.dataset_config})" if data_args.dataset_config else "")
     rows = [
@@ -54,15 +78,7 @@ def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dic
         f"trust_remote_code=True)\n"
         'generate("The module provides", max_new_tokens=40, do_sample=True, top_p=0.95)'
     )
-    card = f"""---
-library_name: transformers
-pipeline_tag: {pipeline_tag}
-tags:
-- hfmicro
-- {model.config.model_type}
-- pretraining
----
-
+    body = f"""
 # {name}
 
 A {model.config.model_type} model pre-trained from scratch with hfmicro
@@ -97,6 +113,5 @@ torch {torch.__version__}, Python {platform.python_version()}. Full curves: `tra
 `training_curves.png`.
 """
     path = os.path.join(folder, "README.md")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(card)
+    ModelCard(f"---\n{card_data(name, model, plan, report).to_yaml()}\n---\n{body}").save(path)
     return path

@@ -534,7 +534,8 @@ def _final_save(trainer, tokenizer, plan: RunPlan, seconds: float) -> None:
 
         demo = generation_demo(model.eval(), tokenizer, plan.demos)
     print(f"[hfmicro] {'fill-mask' if plan.objective == 'mlm' else 'generation'} demo:\n{demo}", flush=True)
-    write_model_card(staging, os.path.basename(os.path.abspath(args.output_dir)), model, tokenizer, plan, report, demo)
+    name = (args.push_to_hub and args.hub_model_id) or os.path.basename(os.path.abspath(args.output_dir))
+    write_model_card(staging, name, model, tokenizer, plan, report, demo)
     write_json_atomic(os.path.join(staging, "eval_results.json"), report)
     publish(staging, args.output_dir)
     if args.push_to_hub:  # the published folder, card included (checkpoint-* folders are not uploaded)
