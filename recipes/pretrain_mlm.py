@@ -12,17 +12,7 @@ unless --force_fresh. The logic lives in hfmicro/training/run.py.
 import os
 import sys
 
-from hfmicro.training.run import pretrain
-
-DEFAULT_RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "microbert-cpu.yaml")
-
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--config" not in argv and "-h" not in argv and "--help" not in argv:
-        argv = ["--config", os.path.relpath(DEFAULT_RECIPE), *argv]
-    return pretrain("mlm", argv)
-
+from hfmicro.training.run import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("mlm", default_recipe=os.path.join(os.path.dirname(os.path.abspath(__file__)), "microbert-cpu.yaml")))

@@ -213,6 +213,14 @@ def follow_the_launcher() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def main(objective: str, argv: list[str] | None = None, default_recipe: str | None = None) -> int:
+    """The recipe scripts' entry point: `default_recipe` is used when no --config is given."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if default_recipe and "--config" not in argv and "-h" not in argv and "--help" not in argv:
+        argv = ["--config", os.path.relpath(default_recipe), *argv]
+    return pretrain(objective, argv)
+
+
 def pretrain(objective: str, argv: list[str] | None = None) -> int:
     """Run the recipe; returns the process exit code (see the module docstring). Option, data and
     tokenizer errors are reported in one line before any training starts."""
