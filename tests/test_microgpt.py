@@ -135,3 +135,29 @@ def test_to_stock_gpt2_gives_same_logits_and_generation():
 def test_to_stock_gpt2_refuses_incompatible_options(option, value):
     with pytest.raises(ValueError, match=option):
         to_stock(tiny_model("microgpt", **{option: value}))
+
+
+def test_gpt2s_gelu_runs_as_the_fused_kernel_with_the_same_loss():
+    """Speed lever: hidden_act gelu_new (GPT-2's) is computed by PyTorch's fused tanh-GELU; loss and
+    gradients match the eight-op formula GPT-2 uses."""
+    from transformers.activations import ACT2FN
+
+    from hfmicro.models import MicroGPTConfig, MicroGPTForCausalLM
+
+    config = MicroGPTConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=128, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0)
+    assert config.hidden_act == "gelu_new"
+    torch.manual_seed(0)
+    model = MicroGPTForCausalLM(config)
+    x = torch.randint(0, 300, (4, 32))
+    fused = model(x, labels=x).loss
+    fused.backward()
+    fused_grad = model.transformer.h[0].mlp.c_fc.weight.grad.clone()
+    model.zero_grad()
+    for block in model.transformer.h:
+        block.mlp.act = ACT2FN["gelu_new"]  # GPT2MLP's own activation
+    reference = model(x, labels=x).loss
+    reference.backward()
+    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fused_grad, model.transformer.h[0].mlp.c_fc.weight.grad, rtol=1e-5, atol=1e-7)

@@ -107,7 +107,9 @@ class MicroGPTMLP(nn.Module):
         self.glu = config.mlp_type == "glu"
         fc_size = 2 * config.intermediate_size if self.glu else config.intermediate_size
         self.c_fc = nn.Linear(config.hidden_size, fc_size, bias=config.use_bias)
-        self.act = ACT2FN[config.hidden_act]
+        # GPT-2's gelu_new is the tanh approximation of GELU: PyTorch's fused kernel computes the same function
+        # (to float rounding) in one pass instead of eight elementwise ops (15 % of a CPU training step at d256)
+        self.act = ACT2FN["gelu_pytorch_tanh" if config.hidden_act == "gelu_new" else config.hidden_act]
         self.c_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.use_bias)
         self.c_proj.is_residual_projection = True
         self.dropout = nn.Dropout(config.hidden_dropout_prob)

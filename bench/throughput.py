@@ -1,0 +1,184 @@
+"""Whole-recipe training throughput: our default recipe's model against the stock model of identical
+dimensions, through the same Trainer (the recipes' PretrainingTrainer), data and collator.
+
+    python bench/throughput.py --model microbert                     # the default CPU recipe, CPU
+    python bench/throughput.py --model microgpt --json out.json
+    python bench/throughput.py --model microgpt --device cuda -- --preset microgpt-124m --max_seq_length 1024 \
+        --per_device_train_batch_size 32                             # anything after -- is a recipe field
+
+The stock twin is what a user builds from transformers with the same sizes and its defaults
+(`BertForMaskedLM(BertConfig(...))`: post-LN, learned positions, biases, dropout 0.1, dense MLM head;
+`GPT2LMHeadModel(GPT2Config(...))`: the same plus its 0.1 dropouts). Both train on the recipe's packed
+blocks with the recipe's collator and optimizer settings; rounds alternate between the models so load
+on the machine hits both alike, and the median round is reported. tokens/s counts every input token
+(Trainer's own count); MFU (on GPUs with a known peak) uses the same FLOPs per token for both.
+The data loader + collator alone is timed too, against what the GPU (or CPU) consumes.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+RECIPES = {"microbert": ("mlm", "microbert-cpu.yaml"), "microgpt": ("clm", "microgpt-cpu.yaml")}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def stock_twin(config):
+    """The stock transformers model with the same dimensions, otherwise at its defaults."""
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
+
+    from hfmicro.models import MicroBertConfig
+
+    if isinstance(config, MicroBertConfig):
+        return BertForMaskedLM(BertConfig(
+            vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+            num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+            max_position_embeddings=config.max_position_embeddings, pad_token_id=config.pad_token_id))
+    model = GPT2LMHeadModel(GPT2Config(
+        vocab_size=config.vocab_size, n_embd=config.hidden_size, n_layer=config.num_hidden_layers,
+        n_head=config.num_attention_heads, n_inner=config.intermediate_size, n_positions=config.max_position_embeddings,
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id))
+    model.model_accepts_loss_kwargs = False  # GPT-2's loss under Trainer: the plain mean, as a user's run_clm.py gets
+    return model
+
+
+class StepTimer:
+    """Times training from the end of step `skip` to the end of the last step (the first steps pay for
+    start-up, allocation and compilation), with the tokens read in between."""
+
+    def __init__(self, skip: int):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step - timer.step0 in (timer.skip, state.max_steps - timer.step0):
+                    _sync()
+                    timer.marks.append((time.perf_counter(), state.num_input_tokens_seen))
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                timer.step0, timer.marks = state.global_step, []
+
+        self.skip, self.callback, self.step0, self.marks = skip, Callback(), 0, []
+
+    def tokens_per_second(self) -> float:
+        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+        return (n1 - n0) / (t1 - t0)
+
+
+def _sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def loader_tokens_per_second(trainer, batches: int) -> float:
+    """The train DataLoader + collator alone (what feeds the model), in tokens/s."""
+    loader = iter(trainer.get_train_dataloader())
+    next(loader)  # worker start-up
+    start, tokens = time.perf_counter(), 0
+    for _ in range(batches):
+        tokens += next(loader)["input_ids"].numel()
+    return tokens / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=RECIPES, required=True)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, each training every model")
+    parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per model per round")
+    parser.add_argument("--skip", type=int, default=3, help="untimed steps at the start of each round")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the numbers as JSON")
+    args, recipe_fields = parser.parse_known_args(argv)
+    if recipe_fields[:1] == ["--"]:
+        recipe_fields = recipe_fields[1:]
+
+    import torch
+
+    import hfmicro
+    from hfmicro.data import load_lm_datasets, lm_data_collator
+    from hfmicro.models import flops_per_token
+    from hfmicro.presets import build_model
+    from hfmicro.training.arguments import SHIPPED_TOKENIZERS, parse_recipe
+    from hfmicro.training.hardware import detect_hardware, machine_description
+    from hfmicro.training.run import PretrainingTrainer, _load_tokenizer, _model_config, restore_cpu_threads
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("throughput.py: --device cuda, but torch sees no GPU")
+    restore_cpu_threads()
+    objective, recipe = RECIPES[args.model]
+    out = tempfile.mkdtemp(prefix="hfmicro-throughput-")
+    model_args, data_args, train_args = parse_recipe([
+        "--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", out, "--report_to", "none",
+        "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000000", "--disable_tqdm", "true",
+        "--load_best_model_at_end", "false", "--max_steps", str(args.skip + args.steps), "--lr_scheduler_type",
+        "constant", "--warmup_steps", "0", "--use_cpu", str(args.device == "cpu").lower(), *recipe_fields])
+    tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
+    config = _model_config(model_args, data_args, tokenizer, objective)
+    torch.manual_seed(0)
+    models = {"ours": build_model(config), "stock": stock_twin(config)}
+    data = load_lm_datasets(data_args, tokenizer, objective)["train"]
+    collator = lm_data_collator(data_args, tokenizer, objective)
+    hardware = detect_hardware(args.device == "cpu")
+    precision = "bf16" if train_args.bf16 else "fp16" if train_args.fp16 else "fp32"
+    peak = hardware.peak_flops(precision)
+    flops = flops_per_token(config, data_args.max_seq_length)
+
+    timer = StepTimer(args.skip)
+    results = {name: {"tokens_per_s": [], "peak_memory_bytes": None} for name in models}
+    loader_rate = None
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            trainer = PretrainingTrainer(model=model, args=train_args, train_dataset=data, data_collator=collator,
+                                         processing_class=tokenizer, callbacks=[timer.callback])
+            if loader_rate is None:
+                loader_rate = loader_tokens_per_second(trainer, batches=4 * args.steps)
+            if torch.cuda.is_available() and args.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            trainer.train()
+            results[name]["tokens_per_s"].append(timer.tokens_per_second())
+            if args.device == "cuda":
+                results[name]["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+
+    ours, stock = (statistics.median(results[name]["tokens_per_s"]) for name in ("ours", "stock"))
+    report = {
+        "date": time.strftime("%Y-%m-%d"), "model": args.model, "preset": model_args.preset, "device": args.device,
+        "machine": hardware.name if args.device == "cuda" else machine_description(),
+        "torch": torch.__version__, "hfmicro": hfmicro.__version__, "precision": precision,
+        "batch": train_args.per_device_train_batch_size, "seq": data_args.max_seq_length,
+        "parameters": {name: model.num_parameters() for name, model in models.items()},
+        "attn_implementation": config._attn_implementation, "torch_compile": train_args.torch_compile,
+        "optim": str(train_args.optim), "ours_tok_s": round(ours, 1), "stock_tok_s": round(stock, 1),
+        "ratio": round(ours / stock, 3), "rounds": {name: [round(x, 1) for x in r["tokens_per_s"]] for name, r in results.items()},
+        "loader_tok_s": round(loader_rate, 1), "loader_over_ours": round(loader_rate / ours, 1),
+    }
+    if peak:
+        report.update(ours_mfu=round(ours * flops / peak, 4), stock_mfu=round(stock * flops / peak, 4))
+    if args.device == "cuda":
+        report.update({f"{name}_peak_memory_gib": round(r["peak_memory_bytes"] / 2**30, 2) for name, r in results.items()})
+
+    print(f"# {report['date']}  {report['machine']}  torch {report['torch']}  hfmicro {report['hfmicro']}")
+    print(f"# {args.model} ({model_args.preset}), batch {report['batch']} x seq {report['seq']}, {precision}, "
+          f"attention {report['attn_implementation']}, compile {report['torch_compile']}, {report['optim']}; "
+          f"median of {args.rounds} rounds of {args.steps} steps")
+    for name, rate in (("ours", ours), ("stock", stock)):
+        mfu = f"  MFU {report[name + '_mfu']:.1%}" if peak else ""
+        memory = f"  peak {report[name + '_peak_memory_gib']} GiB" if args.device == "cuda" else ""
+        print(f"{name:<6} {report['parameters'][name]:>12,} params  {rate:>10,.0f} tokens/s{mfu}{memory}")
+    print(f"ratio  {report['ratio']:.2f}x   (data loader + collator alone: {loader_rate:,.0f} tokens/s, "
+          f"{report['loader_over_ours']:.0f}x what ours consumes)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == "__main__":
+    main()
