@@ -95,6 +95,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, each training every model")
     parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per model per round")
     parser.add_argument("--skip", type=int, default=3, help="untimed steps at the start of each round")
+    parser.add_argument("--attn", default="sdpa", choices=("sdpa", "eager", "flash_attention_2", "flash_attention_3"),
+                        help="attention implementation of both models")
+    parser.add_argument("--vocab_size", type=int, default=None,
+                        help="model vocabulary (e.g. 50257 for GPT-2 small's head; the shipped 8k tokenizer's ids fit)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the numbers as JSON")
     args, recipe_fields = parser.parse_known_args(argv)
     if recipe_fields[:1] == ["--"]:
@@ -122,8 +126,12 @@ def main(argv=None):
         "constant", "--warmup_steps", "0", "--use_cpu", str(args.device == "cpu").lower(), *recipe_fields])
     tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
     config = _model_config(model_args, data_args, tokenizer, objective)
+    if args.vocab_size:
+        config.vocab_size = args.vocab_size
     torch.manual_seed(0)
     models = {"ours": build_model(config), "stock": stock_twin(config)}
+    for model in models.values():
+        model.set_attn_implementation(args.attn)
     data = load_lm_datasets(data_args, tokenizer, objective)["train"]
     collator = lm_data_collator(data_args, tokenizer, objective)
     hardware = detect_hardware(args.device == "cpu")
@@ -154,7 +162,7 @@ def main(argv=None):
         "torch": torch.__version__, "hfmicro": hfmicro.__version__, "precision": precision,
         "batch": train_args.per_device_train_batch_size, "seq": data_args.max_seq_length,
         "parameters": {name: model.num_parameters() for name, model in models.items()},
-        "attn_implementation": config._attn_implementation, "torch_compile": train_args.torch_compile,
+        "attn_implementation": args.attn, "vocab_size": config.vocab_size, "torch_compile": train_args.torch_compile,
         "optim": str(train_args.optim), "ours_tok_s": round(ours, 1), "stock_tok_s": round(stock, 1),
         "ratio": round(ours / stock, 3), "rounds": {name: [round(x, 1) for x in r["tokens_per_s"]] for name, r in results.items()},
         "loader_tok_s": round(loader_rate, 1), "loader_over_ours": round(loader_rate / ours, 1),
@@ -165,7 +173,7 @@ def main(argv=None):
         report.update({f"{name}_peak_memory_gib": round(r["peak_memory_bytes"] / 2**30, 2) for name, r in results.items()})
 
     print(f"# {report['date']}  {report['machine']}  torch {report['torch']}  hfmicro {report['hfmicro']}")
-    print(f"# {args.model} ({model_args.preset}), batch {report['batch']} x seq {report['seq']}, {precision}, "
+    print(f"# {args.model} ({model_args.preset}, vocab {config.vocab_size}), batch {report['batch']} x seq {report['seq']}, {precision}, "
           f"attention {report['attn_implementation']}, compile {report['torch_compile']}, {report['optim']}; "
           f"median of {args.rounds} rounds of {args.steps} steps")
     for name, rate in (("ours", ours), ("stock", stock)):
