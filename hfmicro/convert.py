@@ -87,7 +87,8 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
 
 def _microgpt_to_gpt2(model: MicroGPTForCausalLM) -> GPT2LMHeadModel:
     cfg = model.config
-    _require_compatible(model, {"use_bias": True, "mlp_type": "mlp", "num_experts": 0}, "GPT2LMHeadModel")
+    _require_compatible(model, {"use_bias": True, "mlp_type": "mlp", "num_experts": 0, "position_embedding_type": "absolute",
+                                "qk_norm": False, "tie_word_embeddings": True}, "GPT2LMHeadModel")
     stock_config = GPT2Config(
         vocab_size=cfg.vocab_size,
         n_positions=cfg.max_position_embeddings,

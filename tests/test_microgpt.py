@@ -5,7 +5,7 @@ import torch
 from transformers import GenerationConfig
 
 from hfmicro import count_parameters, to_stock
-from test_models_common import VOCAB, random_batch, tiny_model
+from test_models_common import SPEEDRUN, VOCAB, random_batch, tiny_model
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
@@ -27,8 +27,9 @@ def greedy(model, input_ids, **kwargs):
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
-def test_greedy_generation_cached_equals_uncached(impl):
-    model = tiny_model("microgpt")
+@pytest.mark.parametrize("variant", [{}, SPEEDRUN], ids=["default", "speedrun"])
+def test_greedy_generation_cached_equals_uncached(impl, variant):
+    model = tiny_model("microgpt", **variant)
     model.set_attn_implementation(impl)
     prompt = random_batch(batch=2, seq=6)
     cached = greedy(model, prompt, use_cache=True)
@@ -131,7 +132,9 @@ def test_to_stock_gpt2_gives_same_logits_and_generation():
     assert torch.equal(greedy(model, prompt), greedy(stock, prompt))
 
 
-@pytest.mark.parametrize("option,value", [("use_bias", False), ("mlp_type", "glu"), ("num_experts", 4)])
+@pytest.mark.parametrize("option,value", [("use_bias", False), ("mlp_type", "glu"), ("num_experts", 4),
+                                          ("position_embedding_type", "rotary"), ("qk_norm", True),
+                                          ("tie_word_embeddings", False)])
 def test_to_stock_gpt2_refuses_incompatible_options(option, value):
     with pytest.raises(ValueError, match=option):
         to_stock(tiny_model("microgpt", **{option: value}))
@@ -161,3 +164,14 @@ def test_gpt2s_gelu_runs_as_the_fused_kernel_with_the_same_loss():
     reference.backward()
     torch.testing.assert_close(fused, reference, rtol=0, atol=1e-6)
     torch.testing.assert_close(fused_grad, model.transformer.h[0].mlp.c_fc.weight.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_speedrun_options_build_what_they_say():
+    model = tiny_model("microgpt", **SPEEDRUN)
+    assert model.transformer.wpe is None  # rotary: no learned positions
+    assert model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr()  # untied
+    for block in model.transformer.h:  # zero-initialised output projections: each block starts as the identity
+        assert not block.attn.c_proj.weight.any() and not block.mlp.c_proj.weight.any()
+    assert type(model.transformer.h[0].mlp.act).__name__ == "ReLUSquaredActivation"
+    default = tiny_model("microgpt")
+    assert count_parameters(model)["total"] == count_parameters(default)["total"] - 32 * 64 + VOCAB * 32

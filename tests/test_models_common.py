@@ -135,9 +135,14 @@ def test_determinism_and_shapes(family):
     assert type(base).__name__ == ("MicroBertModel" if family == "microbert" else "MicroGPTModel")
 
 
+# MicroGPT with what the GPT speedruns found: rotary, QK-norm, ReLU², zero-init projections, untied head
+SPEEDRUN = {"position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2", "zero_init_residual": True, "tie_word_embeddings": False}
+
+
 @pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
-                                            ("microbert", {"position_embedding_type": "rotary"})],
-                         ids=["microbert", "microgpt", "microbert-rotary"])
+                                            ("microbert", {"position_embedding_type": "rotary"}),
+                                            ("microgpt", SPEEDRUN)],
+                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun"])
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
 def test_batching_with_padding_equals_single(family, variant, impl):
     model = tiny_model(family, **variant)
@@ -163,8 +168,9 @@ def test_batching_with_padding_equals_single(family, variant, impl):
 
 
 @pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
-                                            ("microbert", {"position_embedding_type": "rotary"})],
-                         ids=["microbert", "microgpt", "microbert-rotary"])
+                                            ("microbert", {"position_embedding_type": "rotary"}),
+                                            ("microgpt", SPEEDRUN)],
+                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun"])
 def test_eager_matches_sdpa(family, variant):
     model = tiny_model(family, **variant)
     x = random_batch()
@@ -203,9 +209,9 @@ def test_gradient_checkpointing_gives_same_gradients(family):
     "family,variant",
     [(f, v) for f in FAMILIES for v in VARIANTS]
     + [("microgpt", {"num_experts": 4, "num_experts_per_tok": 2}),
-       ("microbert", {"position_embedding_type": "rotary", "pre_norm": True})],
+       ("microbert", {"position_embedding_type": "rotary", "pre_norm": True}), ("microgpt", SPEEDRUN)],
     ids=["microbert-default", "microbert-options", "microgpt-default", "microgpt-options", "microgpt-moe",
-         "microbert-rotary"],
+         "microbert-rotary", "microgpt-speedrun"],
 )
 def test_training_steps_change_every_parameter(family, variant):
     model = tiny_model(family, **variant).train()

@@ -59,7 +59,7 @@ def test_flags_override_yaml(tmp_path):
         (["--mlm_probability", "1.5"], {}, "mlm_probability"),
         (["--min_lr_ratio", "2"], {}, "min_lr_ratio"),
         (["--precision", "fp16"], {}, "fp16"),
-        (["--probe_steps", "5"], {}, "now --demo_steps"),  # renamed: it prints demos, not the probe set
+        (["--probe_steps", "5"], {}, "now --demo_steps"),
         ([], {"probe_steps": 5}, "now 'demo_steps'"),
     ],
 )
@@ -102,8 +102,10 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path):
         ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--dataset", str(tmp_path / "missing.txt")],
         ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--streaming", "true"],
         ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--preset", "microgpt-toy"],
+        # a MicroGPT-only option on MicroBERT was accepted and ignored
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--qk_norm", "true"],
     ]
-    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt"]
+    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt", "qk_norm: microbert has no such option"]
     for argv, word in zip(cases, expected):
         result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *argv,
                                  "--output_dir", str(out), "--max_steps", "-1" if word == "max_steps" else "40"],

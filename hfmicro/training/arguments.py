@@ -48,7 +48,14 @@ class ModelArguments:
     hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
     attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
     position_embedding_type: str | None = field(
-        default=None, metadata={"help": "MicroBERT: 'absolute' (learned, as BERT) or 'rotary' (RoPE)."}
+        default=None, metadata={"help": "'absolute' (learned, as BERT and GPT-2) or 'rotary' (RoPE)."}
+    )
+    qk_norm: bool | None = field(default=None, metadata={"help": "MicroGPT: RMS-normalise queries and keys."})
+    zero_init_residual: bool | None = field(
+        default=None, metadata={"help": "MicroGPT: zero-initialise the output projections (blocks start as identity)."}
+    )
+    tie_word_embeddings: bool | None = field(
+        default=None, metadata={"help": "Output head shares the token embeddings (false = untied head)."}
     )
     type_vocab_size: int | None = field(default=None, metadata={"help": "MicroBERT: token-type embeddings (0 = none)."})
     use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})

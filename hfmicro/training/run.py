@@ -188,6 +188,13 @@ def _model_config(model_args, data_args, tokenizer, objective: str):
         raise ValueError(f"preset: {model_args.preset} is a {family} model; this recipe trains "
                          f"{'microbert' if objective == 'mlm' else 'microgpt'} presets")
     overrides = {"max_position_embeddings": data_args.max_seq_length} | model_args.config_overrides()
+    from ..models import MicroBertConfig, MicroGPTConfig
+
+    fields = (MicroBertConfig if family == "microbert" else MicroGPTConfig).__dataclass_fields__
+    other = [name for name in overrides if name not in fields]
+    if other:
+        raise ValueError(f"{other[0]}: {family} has no such option (it is for "
+                         f"{'microgpt' if family == 'microbert' else 'microbert'} presets)")
     if overrides["max_position_embeddings"] < data_args.max_seq_length:
         raise ValueError(f"max_position_embeddings={overrides['max_position_embeddings']} is shorter than "
                          f"max_seq_length={data_args.max_seq_length}")

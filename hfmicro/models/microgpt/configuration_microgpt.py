@@ -3,7 +3,8 @@
 Defaults are GPT-2 as published (learned positions, pre-LN, tied embeddings, biases, dropout 0.1,
 gelu_new), so the GPT-2-small dimensions give exactly 124,439,808 parameters and `hfmicro.to_stock`
 turns a checkpoint into a `GPT2LMHeadModel`. No biases, no dropout, a GLU MLP and mixture-of-experts
-MLPs are opt-in.
+MLPs are opt-in, and so is what the GPT speedruns (modded-nanogpt, nanochat) found: rotary positions,
+QK-norm, ReLU² (`hidden_act="relu2"`), zero-initialised output projections, an untied head.
 
 This file imports only transformers: it is copied next to saved checkpoints and loaded with
 `trust_remote_code=True` where hfmicro is not installed.
@@ -37,6 +38,12 @@ class MicroGPTConfig(PreTrainedConfig):
         num_experts: 0 = dense MLP; otherwise every block's MLP is a mixture of this many experts.
         num_experts_per_tok: experts each token is routed to (top-k).
         router_aux_loss_coef: weight of the load-balancing loss added to the LM loss.
+        position_embedding_type: "absolute" (learned, GPT-2) or "rotary" (RoPE on queries and keys).
+        rope_theta: RoPE base period.
+        qk_norm: RMS-normalise each head's queries and keys before attention (no learned scale).
+        zero_init_residual: initialise the projections that write into the residual stream to zero, so
+            every block starts as the identity.
+        tie_word_embeddings: the output head shares the token-embedding matrix (GPT-2); False = untied.
         use_cache: return the key/value cache (generation).
     """
 
@@ -59,6 +66,10 @@ class MicroGPTConfig(PreTrainedConfig):
     num_experts: int = 0
     num_experts_per_tok: int = 2
     router_aux_loss_coef: float | int = 0.01
+    position_embedding_type: Literal["absolute", "rotary"] = "absolute"
+    rope_theta: float | int = 10000.0
+    qk_norm: bool = False
+    zero_init_residual: bool = False
     use_cache: bool = True
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256

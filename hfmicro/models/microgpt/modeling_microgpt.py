@@ -1,8 +1,8 @@
 """MicroGPT: a GPT-2 style decoder in one readable file.
 
-    x = wte(tokens) + wpe(positions) -> dropout
+    x = wte(tokens) + wpe(positions) -> dropout          (rotary: no wpe; RoPE on queries and keys)
     each block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))     (pre-LN, strictly causal)
-    logits = lm_head(ln_f(x)), lm_head tied to wte
+    logits = lm_head(ln_f(x)), lm_head tied to wte (unless tie_word_embeddings=False)
 
 Names follow GPT-2 (and nanoGPT), with `nn.Linear` instead of GPT-2's transposed Conv1D. The MLP can
 be a mixture of experts (top-k routing with a Switch-style load-balancing loss).
@@ -57,6 +57,19 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE angles for each position, computed on the fly (no buffer to restore after loading)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim)
+    freqs = position_ids[..., None].float() * inv_freq  # (B, T, hs/2)
+    angles = torch.cat((freqs, freqs), dim=-1)[:, None]  # (B, 1, T, hs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)  # (B, nh, T, hs)
+
+
 class MicroGPTAttention(nn.Module):
     def __init__(self, config: MicroGPTConfig, layer_idx: int):
         super().__init__()
@@ -65,6 +78,7 @@ class MicroGPTAttention(nn.Module):
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
+        self.qk_norm = config.qk_norm
         self.is_causal = True
         self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.use_bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
@@ -76,11 +90,16 @@ class MicroGPTAttention(nn.Module):
         hidden_states: torch.Tensor,  # (B, T, C)
         attention_mask: torch.Tensor | None = None,
         past_key_values: Cache | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs,
     ):
         B, T, C = hidden_states.shape
         qkv = self.c_attn(hidden_states).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, hs)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        if self.qk_norm:
+            query, key = nn.functional.rms_norm(query, (self.head_dim,)), nn.functional.rms_norm(key, (self.head_dim,))
+        if rotary is not None:
+            query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
         if past_key_values is not None:
             key, value = past_key_values.update(key, value, self.layer_idx)  # 2 x (B, nh, S, hs)
 
@@ -181,8 +200,9 @@ class MicroGPTBlock(GradientCheckpointingLayer):
         self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
         self.mlp = MicroGPTMoE(config) if config.num_experts else MicroGPTMLP(config)
 
-    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)[0]
+    def forward(self, hidden_states, attention_mask=None, past_key_values=None, rotary=None, **kwargs) -> torch.Tensor:
+        hidden_states = hidden_states + self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, rotary,
+                                                  **kwargs)[0]
         return hidden_states + self.mlp(self.ln_2(hidden_states))  # (B, T, C)
 
 
@@ -213,8 +233,11 @@ class MicroGPTPreTrainedModel(PreTrainedModel):
             # GPT-2's scaled init of the projections that write into the residual stream: 2 per block.
             # (Marked on the Linear itself: transformers skips _init_weights for custom-code modules that own
             # no parameters directly, such as MicroGPTAttention.)
-            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
-            init.normal_(module.weight, mean=0.0, std=std)
+            if self.config.zero_init_residual:
+                init.zeros_(module.weight)  # every block starts as the identity (modded-nanogpt)
+            else:
+                std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+                init.normal_(module.weight, mean=0.0, std=std)
 
     def num_active_parameters(self) -> int:
         """Parameters used for one token: with MoE, only num_experts_per_tok of the experts count."""
@@ -230,7 +253,11 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
     def __init__(self, config: MicroGPTConfig):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.wpe = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.wpe = (
+            nn.Embedding(config.max_position_embeddings, config.hidden_size)
+            if config.position_embedding_type == "absolute"
+            else None  # rotary: positions enter in attention
+        )
         self.drop = nn.Dropout(config.hidden_dropout_prob)
         self.h = nn.ModuleList([MicroGPTBlock(config, i) for i in range(config.num_hidden_layers)])
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
@@ -276,7 +303,13 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
         if position_ids is None:
             position_ids = torch.arange(past_seen, past_seen + inputs_embeds.shape[1], device=inputs_embeds.device)
             position_ids = position_ids.unsqueeze(0)  # (1, T)
-        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
+        rotary = None
+        if self.wpe is not None:
+            hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
+        else:
+            hidden_states = self.drop(inputs_embeds)
+            head_dim = self.config.hidden_size // self.config.num_attention_heads
+            rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta)  # computed once for all layers
 
         mask = create_causal_mask(
             config=self.config,
@@ -286,7 +319,7 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
             position_ids=position_ids,
         )
         for block in self.h:
-            hidden_states = block(hidden_states, mask, past_key_values, **kwargs)  # (B, T, C)
+            hidden_states = block(hidden_states, mask, past_key_values, rotary, **kwargs)  # (B, T, C)
         hidden_states = self.ln_f(hidden_states)
         return MoeModelOutputWithPast(
             last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
