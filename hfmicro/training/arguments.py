@@ -45,6 +45,9 @@ class ModelArguments:
     pre_norm: bool | None = field(default=None, metadata={"help": "MicroBERT: pre-LN instead of BERT's post-LN."})
     use_bias: bool | None = field(default=None, metadata={"help": "Biases in linear layers and norms."})
     mlp_type: str | None = field(default=None, metadata={"help": "'mlp' or 'glu' (gated MLP)."})
+    hidden_act: str | None = field(
+        default=None, metadata={"help": "MLP activation (a transformers ACT2FN key: gelu, gelu_new, relu2, silu, ...)."}
+    )
     hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
     attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
     position_embedding_type: str | None = field(
