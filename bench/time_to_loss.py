@@ -1,7 +1,7 @@
 """Time to quality: our default recipe against what a user would run instead, at equal CPU time.
 
-    python bench/time_to_loss.py --objective mlm                 # ~45 minutes on 2 CPU cores
-    python bench/time_to_loss.py --objective clm --lrs 3e-4 1e-3 3e-3
+    python bench/time_to_loss.py --objective clm                 # ~75 minutes on 2 CPU cores
+    python bench/time_to_loss.py --objective mlm --seeds 0 --rival_lrs 2e-3
 
 Ours: the real command (`recipes/pretrain_mlm.py` / `pretrain_clm.py`, the default CPU recipe) with a
 checkpoint every eighth of the run. The baseline: a `run_mlm.py` / `run_clm.py`-style run of the stock
@@ -9,6 +9,12 @@ model of the same dimensions (`BertForMaskedLM` / `GPT2LMHeadModel` at their def
 tokenizer, corpus and block length, with the example scripts' defaults (batch 8, linear decay, no
 warmup, no weight decay, `DataCollatorForLanguageModeling` at 15 %), its learning rate picked by a sweep,
 each sweep run given the same training time as ours (`--minutes`, default: our run's own).
+
+Then the rival: the best architecture a user could pick from transformers at the same dimensions
+(`ModernBertForMaskedLM` for MLM, `LlamaForCausalLM` for CLM; gated MLPs as wide as keeps the parameter
+count), trained for the same minutes with our recipe's settings (batch, schedule, warmup, weight decay,
+masking rate) and its own learning rate picked by a sweep on the first seed; then ours and the rival at
+its best rate on every other seed (`--seeds`).
 
 Every model is scored by `hfmicro evaluate`: the same validation windows and, for MLM, the same fixed
 masks at 15 %. Printed: the stock run's best final held-out loss, the training time our recipe needed to
@@ -39,33 +45,53 @@ def held_out_loss(folder: str, objective: str, seq: int) -> float:
     return evaluate_model(folder, objective=objective, max_seq_length=seq, mlm_probability=0.15)["loss"]
 
 
-def run_ours(objective: str, out: str, extra: list[str]) -> dict:
-    """Our recipe (plus `extra` flags), with checkpoints at every eighth of its steps kept for scoring."""
+def recipe_settings(objective: str, extra: list[str]) -> dict:
+    """What our recipe trains with (batch, schedule, learning rate, masking), for the rivals' runs."""
     from hfmicro.training.arguments import parse_recipe
 
-    script, recipe = SCRIPTS[objective]
-    _, data_args, args = parse_recipe(["--config", os.path.join(REPO, "recipes", recipe), "--output_dir", out, *extra])
-    values = {"max_steps": args.max_steps, "max_seq_length": data_args.max_seq_length}
-    every = max(values["max_steps"] // 8, 1)
+    _, data_args, args = parse_recipe(["--config", os.path.join(REPO, "recipes", SCRIPTS[objective][1]), *extra],
+                                      on_this_machine=False)
+    return {"batch": args.per_device_train_batch_size, "scheduler": args.lr_scheduler_type,
+            "scheduler_kwargs": dict(args.lr_scheduler_kwargs or {}), "warmup": args.warmup_steps,
+            "weight_decay": args.weight_decay, "beta2": args.adam_beta2, "lr": args.learning_rate,
+            "max_steps": args.max_steps, "seq": data_args.max_seq_length,
+            "mlm_probability": data_args.mlm_probability if objective == "mlm" else 0.0}
+
+
+def run_ours(objective: str, out: str, extra: list[str], curve: bool = True) -> dict:
+    """Our recipe (plus `extra` flags); with `curve`, checkpoints at every eighth of its steps are scored."""
+    script = SCRIPTS[objective][0]
+    settings = recipe_settings(objective, extra)
+    every = max(settings["max_steps"] // 8, 1) if curve else settings["max_steps"]
     subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), "--output_dir", out, "--report_to", "none",
                     *extra, "--save_steps", str(every), "--save_total_limit", "100", "--load_best_model_at_end", "false"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = json.load(open(os.path.join(out, "training_history.json")))
-    settings = json.load(open(os.path.join(out, "run_settings.json")))
+    with open(os.path.join(out, "training_history.json"), encoding="utf-8") as f:
+        history = json.load(f)
+    with open(os.path.join(out, "run_settings.json"), encoding="utf-8") as f:
+        tokens_per_step = json.load(f)["run"]["tokens_per_step"]
     rate = statistics.median(r["tokens_per_second"] for r in history if "tokens_per_second" in r)
-    seconds_per_step = settings["run"]["tokens_per_step"] / rate  # training only: evals and saves left out
+    seconds_per_step = tokens_per_step / rate  # training only: evals and saves left out
     points = []
     for checkpoint in sorted(glob.glob(os.path.join(out, "checkpoint-*")), key=lambda p: int(p.rsplit("-", 1)[1])):
         step = int(checkpoint.rsplit("-", 1)[1])
-        points.append((step * seconds_per_step, held_out_loss(checkpoint, objective, values["max_seq_length"])))
-    return {"seconds": values["max_steps"] * seconds_per_step, "seq": values["max_seq_length"], "curve": points,
-            "final_loss": points[-1][1]}
+        points.append((step * seconds_per_step, held_out_loss(checkpoint, objective, settings["seq"])))
+    return {"seconds": settings["max_steps"] * seconds_per_step, "seq": settings["seq"], "curve": points,
+            "final_loss": points[-1][1], "folder": out}
 
 
-def stock_model(objective: str, tokenizer, seq: int, seed: int):
-    """What a user builds from transformers at the dimensions of our recipe's model, defaults elsewhere."""
+def glu_width(hidden: int) -> int:
+    """A gated MLP's width with the parameters of a 4x plain MLP (3·d·w = 8·d²), rounded up to 64."""
+    return -(-8 * hidden // 3 // 64) * 64
+
+
+def baseline_model(kind: str, objective: str, tokenizer, seq: int, seed: int):
+    """What a user builds from transformers at the dimensions of our recipe's model: the stock twin
+    (`BertForMaskedLM` / `GPT2LMHeadModel`, defaults elsewhere), or the best architecture transformers offers
+    (`ModernBertForMaskedLM`: RoPE, GeGLU, no biases, sparse prediction; `LlamaForCausalLM`: RoPE, SwiGLU,
+    RMSNorm), with a gated MLP as wide as keeps the parameter count and a head tied like ours."""
     from throughput import stock_twin
-    from transformers import set_seed
+    from transformers import LlamaConfig, LlamaForCausalLM, ModernBertConfig, ModernBertForMaskedLM, set_seed
 
     from hfmicro.presets import preset_config
     from hfmicro.training.arguments import load_recipe_yaml
@@ -75,41 +101,64 @@ def stock_model(objective: str, tokenizer, seq: int, seed: int):
     if objective == "clm":
         ids |= {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     config = preset_config(values["preset"], vocab_size=len(tokenizer), max_position_embeddings=max(seq, 512), **ids)
+    dims = {"vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
+            "intermediate_size": glu_width(config.hidden_size), "max_position_embeddings": config.max_position_embeddings}
     set_seed(seed)
-    return stock_twin(config)
+    if kind == "stock":
+        return stock_twin(config)
+    if kind == "modernbert":
+        return ModernBertForMaskedLM(ModernBertConfig(
+            **dims, sparse_prediction=True, pad_token_id=tokenizer.pad_token_id,
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id))
+    return LlamaForCausalLM(LlamaConfig(**dims, num_key_value_heads=config.num_attention_heads,
+                                        tie_word_embeddings=True, **ids))
 
 
-def run_stock(objective: str, lr: float, seconds: float, seq: int, out: str, seed: int) -> dict:
-    """A run_mlm.py / run_clm.py-style run for about `seconds` of training: its step time is measured on
-    a few steps first, so the linear schedule ends exactly at the last step."""
+# run_mlm.py / run_clm.py at their defaults (batch 8, linear decay, no warmup or weight decay, 15 % masking)
+EXAMPLE_SCRIPT = {"batch": 8, "scheduler": "linear", "scheduler_kwargs": {}, "warmup": 0, "weight_decay": 0.0,
+                  "beta2": 0.999, "mlm_probability": 0.15}
+
+
+def run_baseline(kind: str, objective: str, lr: float, seconds: float, training: dict, out: str, seed: int) -> dict:
+    """A transformers model trained by Trainer for about `seconds` with `training`'s settings: the step time
+    is measured on a few steps first, so the schedule ends exactly at the last step."""
+    from throughput import StepTimer
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from hfmicro.data import DataArguments, load_lm_datasets
     from hfmicro.training.arguments import SHIPPED_TOKENIZERS
     from hfmicro.training.run import _load_tokenizer
 
+    seq = training["seq"]
     tokenizer = _load_tokenizer(SHIPPED_TOKENIZERS[objective], objective)
     train = load_lm_datasets(DataArguments(max_seq_length=seq), tokenizer, objective)["train"]
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=objective == "mlm", mlm_probability=0.15)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=objective == "mlm",
+                                               mlm_probability=training["mlm_probability"] or 0.15)
 
-    def trainer_for(steps: int, folder: str) -> Trainer:
-        args = TrainingArguments(output_dir=folder, per_device_train_batch_size=8, learning_rate=lr, max_steps=steps,
-                                 lr_scheduler_type="linear", report_to=[], save_strategy="no", logging_steps=50,
-                                 disable_tqdm=True, seed=seed, use_cpu=True)
-        return Trainer(model=stock_model(objective, tokenizer, seq, seed), args=args, train_dataset=train,
-                       data_collator=collator, processing_class=tokenizer)
+    def trainer_for(steps: int, folder: str, callbacks=()) -> Trainer:
+        args = TrainingArguments(
+            output_dir=folder, per_device_train_batch_size=training["batch"], learning_rate=lr, max_steps=steps,
+            lr_scheduler_type=training["scheduler"], lr_scheduler_kwargs=training["scheduler_kwargs"],
+            warmup_steps=training["warmup"], weight_decay=training["weight_decay"], adam_beta2=training["beta2"],
+            report_to=[], save_strategy="no", logging_steps=50, disable_tqdm=True, seed=seed, use_cpu=True,
+            include_num_input_tokens_seen=True)
+        return Trainer(model=baseline_model(kind, objective, tokenizer, seq, seed), args=args, train_dataset=train,
+                       data_collator=collator, processing_class=tokenizer, callbacks=list(callbacks))
 
-    probe = trainer_for(20, os.path.join(out, "probe"))
-    start = time.perf_counter()
-    probe.train()
-    per_step = (time.perf_counter() - start) / 20
-    steps = max(int(seconds / per_step), 1)
+    timer = StepTimer(skip=5)
+    trainer_for(25, os.path.join(out, "probe"), [timer.callback]).train()
+    steps = max(int(seconds * timer.tokens_per_second() / (training["batch"] * seq)), 1)
     trainer = trainer_for(steps, out)
     start = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - start
+    if getattr(trainer.model.config, "sparse_prediction", False):  # scored on every position like the others
+        trainer.model.config.sparse_prediction = trainer.model.sparse_prediction = False
     trainer.save_model(out)
-    return {"lr": lr, "steps": steps, "seconds": elapsed, "final_loss": held_out_loss(out, objective, seq), "folder": out}
+    return {"model": type(trainer.model).__name__, "parameters": trainer.model.num_parameters(), "lr": lr,
+            "steps": steps, "seconds": elapsed, "final_loss": held_out_loss(out, objective, seq), "folder": out}
 
 
 def time_to_reach(curve: list[tuple[float, float]], target: float) -> float | None:
@@ -125,52 +174,91 @@ def time_to_reach(curve: list[tuple[float, float]], target: float) -> float | No
     return None
 
 
+def sweep(kind: str, objective: str, lrs: list[float], seconds: float, training: dict, root: str, seed: int) -> list:
+    results = []
+    for lr in lrs:
+        result = run_baseline(kind, objective, lr, seconds, training, os.path.join(root, f"{kind}-{lr:g}-seed{seed}"), seed)
+        results.append(result)
+        print(f"{result['model']} ({result['parameters']:,} parameters) lr {lr:g} seed {seed}: {result['steps']} steps, "
+              f"{result['seconds'] / 60:.1f} min, held-out loss {result['final_loss']:.3f}", flush=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objective", choices=SCRIPTS, default="mlm")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
                         help="the stock run's learning-rate sweep (run_mlm.py's default is 5e-5)")
+    parser.add_argument("--rival", choices=("auto", "none"), default="auto",
+                        help="auto: also ModernBertForMaskedLM (mlm) / LlamaForCausalLM (clm); none: stock only")
+    parser.add_argument("--rival_lrs", type=float, nargs="+", default=None,
+                        help="the rival's sweep (default: our recipe's learning rate x 0.5, 1, 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="sweeps run on the first seed; ours and the rival's best rate on every seed")
     parser.add_argument("--minutes", type=float, default=None, help="training time of each run (default: ours)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the numbers as JSON")
     parser.add_argument("extra", nargs="*", help="flags for our recipe (after --), e.g. -- --max_steps 400")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hfmicro-time-to-loss-") as root:
+        report = compare(args, root)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1, ensure_ascii=False)
+
+
+def compare(args, root: str) -> dict:
     from hfmicro.training.hardware import machine_description
 
-    root = tempfile.mkdtemp(prefix="hfmicro-time-to-loss-")
-    print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  objective {args.objective}", flush=True)
-    ours = run_ours(args.objective, os.path.join(root, "ours"), args.extra)
+    objective, seed0 = args.objective, args.seeds[0]
+    print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  objective {objective}", flush=True)
+    ours = run_ours(objective, os.path.join(root, "ours"), [*args.extra, "--seed", str(seed0)])
     budget = args.minutes * 60 if args.minutes else ours["seconds"]
-    print(f"ours: recipes/{SCRIPTS[args.objective][1]}, {ours['seconds'] / 60:.1f} min of training, held-out loss "
-          + ", ".join(f"{loss:.3f} at {t / 60:.1f} min" for t, loss in ours["curve"]), flush=True)
-    sweep = []
-    for lr in args.lrs:
-        result = run_stock(args.objective, lr, budget, ours["seq"], os.path.join(root, f"stock-{lr:g}"), args.seed)
-        sweep.append(result)
-        print(f"stock lr {lr:g}: {result['steps']} steps, {result['seconds'] / 60:.1f} min, held-out loss "
-              f"{result['final_loss']:.3f}", flush=True)
-    best = min(sweep, key=lambda r: r["final_loss"])
+    print(f"ours: recipes/{SCRIPTS[objective][1]} seed {seed0}, {ours['seconds'] / 60:.1f} min of training, held-out "
+          "loss " + ", ".join(f"{loss:.3f} at {t / 60:.1f} min" for t, loss in ours["curve"]), flush=True)
+    training = recipe_settings(objective, args.extra)
+    stock = sweep("stock", objective, args.lrs, budget, {**EXAMPLE_SCRIPT, "seq": ours["seq"]}, root, seed0)
+    best = min(stock, key=lambda r: r["final_loss"])
     reached = time_to_reach(ours["curve"], best["final_loss"])
     ratio = reached / best["seconds"] if reached is not None else None
-    report = {"objective": args.objective, "machine": machine_description(), "date": time.strftime("%Y-%m-%d"),
-              "ours": ours, "stock_sweep": [{k: v for k, v in r.items() if k != "folder"} for r in sweep],
+    report = {"objective": objective, "machine": machine_description(), "date": time.strftime("%Y-%m-%d"),
+              "ours": {k: v for k, v in ours.items() if k != "folder"},
+              "stock_sweep": [{k: v for k, v in r.items() if k != "folder"} for r in stock],
               "stock_best_lr": best["lr"], "stock_final_loss": best["final_loss"],
               "ours_seconds_to_stock_loss": reached, "time_ratio": ratio}
     if ratio is None:
         print(f"our recipe did not reach the stock run's {best['final_loss']:.3f} (lr {best['lr']:g}) within its run")
     else:
         print(f"our recipe reached the stock run's final held-out loss {best['final_loss']:.3f} (lr {best['lr']:g}) "
-              f"after {reached / 60:.1f} min: {ratio:.2f}x the stock run's {best['seconds'] / 60:.1f} min")
-    if args.objective == "clm":
+              f"after {reached / 60:.1f} min: {ratio:.2f}x the stock run's {best['seconds'] / 60:.1f} min", flush=True)
+    if objective == "clm":
         from bench_gpt_options import repetition_of
 
-        report["repetition"] = {"ours": repetition_of(os.path.join(root, "ours")), "stock": repetition_of(best["folder"])}
-        for name, rep in report["repetition"].items():
-            print(f"repetition ({name}, 20 samples of {rep['sample_tokens']} tokens): repeated 4-grams "
-                  f"{rep['repeated_4grams']:.1%}, distinct-2 {rep['distinct_2']:.2f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
+        mine = repetition_of(ours["folder"])  # as long as our model's context allows; the others the same length
+        report["repetition"] = {"ours": mine, "stock": repetition_of(best["folder"], max_new_tokens=mine["sample_tokens"])}
+    if args.rival == "auto":
+        kind = {"mlm": "modernbert", "clm": "llama"}[objective]
+        lrs = args.rival_lrs or [training["lr"] * f for f in (0.5, 1, 2)]
+        rivals = sweep(kind, objective, lrs, budget, training, root, seed0)
+        rival = min(rivals, key=lambda r: r["final_loss"])
+        seeds = [{"seed": seed0, "ours": ours["final_loss"], "rival": rival["final_loss"]}]
+        for seed in args.seeds[1:]:
+            again = run_ours(objective, os.path.join(root, f"ours-seed{seed}"), [*args.extra, "--seed", str(seed)],
+                             curve=False)
+            print(f"ours seed {seed}: held-out loss {again['final_loss']:.3f}", flush=True)
+            theirs = sweep(kind, objective, [rival["lr"]], budget, training, root, seed)[0]
+            seeds.append({"seed": seed, "ours": again["final_loss"], "rival": theirs["final_loss"]})
+        report["rival"] = {"model": rival["model"], "parameters": rival["parameters"], "best_lr": rival["lr"],
+                           "sweep": [{k: v for k, v in r.items() if k != "folder"} for r in rivals], "seeds": seeds,
+                           "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds)}
+        if objective == "clm":
+            report["repetition"]["rival"] = repetition_of(rival["folder"], max_new_tokens=mine["sample_tokens"])
+        print(f"held-out loss, ours vs {rival['model']} (lr {rival['lr']:g}, same minutes and recipe settings): "
+              + "; ".join(f"seed {s['seed']} {s['ours']:.3f} vs {s['rival']:.3f}" for s in seeds)
+              + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}")
+    for name, rep in report.get("repetition", {}).items():
+        print(f"repetition ({name}, 20 samples of {rep['sample_tokens']} tokens): repeated 4-grams "
+              f"{rep['repeated_4grams']:.1%}, distinct-2 {rep['distinct_2']:.2f}")
+    return report
 
 
 if __name__ == "__main__":
