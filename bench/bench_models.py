@@ -18,9 +18,13 @@ from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMode
 
 import hfmicro
 from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+from hfmicro.presets import PRESETS
 from hfmicro.training.hardware import machine_description
 
 FAST_OPTIONS = dict(use_bias=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# what the default recipes' presets add (rotary; for MicroGPT also QK-norm, ReLU², zero-init projections)
+RECIPE_OPTIONS = {family: {k: v for k, v in PRESETS[name].extra.items() if k not in FAST_OPTIONS}
+                  for family, name in (("mlm", "microbert-4l-256d"), ("clm", "microgpt-4l-256d"))}
 
 
 def build_models(args) -> dict[str, tuple[str, torch.nn.Module]]:
@@ -34,9 +38,13 @@ def build_models(args) -> dict[str, tuple[str, torch.nn.Module]]:
         "MicroBERT, BERT-compatible, dense head": ("mlm", MicroBertForMaskedLM(MicroBertConfig(**dims, sparse_prediction=False))),
         "MicroBERT, BERT-compatible, sparse head": ("mlm", MicroBertForMaskedLM(MicroBertConfig(**dims))),
         "MicroBERT, pre-LN, no bias, no dropout": ("mlm", MicroBertForMaskedLM(MicroBertConfig(**dims, pre_norm=True, **FAST_OPTIONS))),
+        "MicroBERT, the default recipe's (+ rotary, no token types)": ("mlm", MicroBertForMaskedLM(MicroBertConfig(
+            **dims, **FAST_OPTIONS, **RECIPE_OPTIONS["mlm"]))),
         "stock GPT2LMHeadModel": ("clm", GPT2LMHeadModel(GPT2Config(**gpt2_dims))),
         "MicroGPT, GPT-2-compatible": ("clm", MicroGPTForCausalLM(MicroGPTConfig(**dims))),
         "MicroGPT, no bias, no dropout": ("clm", MicroGPTForCausalLM(MicroGPTConfig(**dims, **FAST_OPTIONS))),
+        "MicroGPT, the default recipe's (+ rotary, QK-norm, ReLU², zero-init)": ("clm", MicroGPTForCausalLM(MicroGPTConfig(
+            **dims, **FAST_OPTIONS, **RECIPE_OPTIONS["clm"]))),
     }
 
 
@@ -105,13 +113,13 @@ def main():
     print(f"# {time.strftime('%Y-%m-%d')}  {where}  torch {torch.__version__}  hfmicro {hfmicro.__version__}")
     print(f"# {args.layers} layers, d={args.hidden}, {args.heads} heads, vocab {args.vocab}, batch {args.batch} x seq "
           f"{args.seq}, {args.dtype}, MLM masking {args.mlm_probability:.0%}; median of {args.rounds} rounds")
-    print(f"{'model':<42} {'params':>11} {'ms/step':>9} {'tokens/s':>10} {'vs stock':>9}")
+    print(f"{'model':<66} {'params':>11} {'ms/step':>9} {'tokens/s':>10} {'vs stock':>9}")
     baseline = {}
     for name, (objective, model, _, _) in state.items():
         ms = statistics.median(times[name]) * 1000
         tokens_per_s = args.batch * args.seq / (ms / 1000)
         baseline.setdefault(objective, tokens_per_s)
-        print(f"{name:<42} {model.num_parameters():>11,} {ms:>9.1f} {tokens_per_s:>10,.0f} "
+        print(f"{name:<66} {model.num_parameters():>11,} {ms:>9.1f} {tokens_per_s:>10,.0f} "
               f"{tokens_per_s / baseline[objective]:>8.2f}x")
 
 

@@ -147,8 +147,8 @@ def run_baseline(kind: str, objective: str, lr: float, seconds: float, training:
         return Trainer(model=baseline_model(kind, objective, tokenizer, seq, seed), args=args, train_dataset=train,
                        data_collator=collator, processing_class=tokenizer, callbacks=list(callbacks))
 
-    timer = StepTimer(skip=5)
-    trainer_for(25, os.path.join(out, "probe"), [timer.callback]).train()
+    timer = StepTimer(skip=10)
+    trainer_for(60, os.path.join(out, "probe"), [timer.callback]).train()
     steps = max(int(seconds * timer.tokens_per_second() / (training["batch"] * seq)), 1)
     trainer = trainer_for(steps, out)
     start = time.perf_counter()

@@ -175,3 +175,36 @@ def test_speedrun_options_build_what_they_say():
     assert type(model.transformer.h[0].mlp.act).__name__ == "ReLUSquaredActivation"
     default = tiny_model("microgpt")
     assert count_parameters(model)["total"] == count_parameters(default)["total"] - 32 * 64 + VOCAB * 32
+
+
+def test_unpadded_blocks_take_sdpas_is_causal_path_with_the_same_loss():
+    """Speed lever: packed training blocks have no padding, so SDPA gets no mask tensor and runs its
+    is_causal kernel; the loss equals eager attention's with the causal mask built out."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    model = tiny_model("microgpt")
+    x = random_batch(batch=2, seq=12)
+    seen = []
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+    def recording(module, query, key, value, attention_mask, **kwargs):
+        seen.append(attention_mask)
+        return sdpa(module, query, key, value, attention_mask, **kwargs)
+
+    ALL_ATTENTION_FUNCTIONS["sdpa"] = recording
+    try:
+        model.set_attn_implementation("sdpa")
+        with torch.no_grad():
+            fast = model(x, attention_mask=torch.ones_like(x), labels=x).loss
+            padded = torch.ones_like(x)
+            padded[1, :3] = 0
+            model(x, attention_mask=padded)
+    finally:
+        ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa
+    n = model.config.num_hidden_layers
+    assert seen[:n] == [None] * n  # unpadded: no mask materialised
+    assert all(m is not None for m in seen[n:])  # padded: a mask, as it must be
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        reference = model(x, labels=x).loss
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)
