@@ -58,10 +58,10 @@ def recipe_settings(objective: str, extra: list[str]) -> dict:
             "mlm_probability": data_args.mlm_probability if objective == "mlm" else 0.0}
 
 
-def run_ours(objective: str, out: str, extra: list[str], curve: bool = True) -> dict:
-    """Our recipe (plus `extra` flags); with `curve`, checkpoints at every eighth of its steps are scored."""
+def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: bool = True) -> dict:
+    """Our recipe (plus `extra` flags; `settings` = its recipe_settings); with `curve`, checkpoints at every
+    eighth of its steps are scored."""
     script = SCRIPTS[objective][0]
-    settings = recipe_settings(objective, extra)
     every = max(settings["max_steps"] // 8, 1) if curve else settings["max_steps"]
     subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), "--output_dir", out, "--report_to", "none",
                     *extra, "--save_steps", str(every), "--save_total_limit", "100", "--load_best_model_at_end", "false"],
@@ -211,11 +211,11 @@ def compare(args, root: str) -> dict:
 
     objective, seed0 = args.objective, args.seeds[0]
     print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  objective {objective}", flush=True)
-    ours = run_ours(objective, os.path.join(root, "ours"), [*args.extra, "--seed", str(seed0)])
+    training = recipe_settings(objective, args.extra)
+    ours = run_ours(objective, os.path.join(root, "ours"), [*args.extra, "--seed", str(seed0)], training)
     budget = args.minutes * 60 if args.minutes else ours["seconds"]
     print(f"ours: recipes/{SCRIPTS[objective][1]} seed {seed0}, {ours['seconds'] / 60:.1f} min of training, held-out "
           "loss " + ", ".join(f"{loss:.3f} at {t / 60:.1f} min" for t, loss in ours["curve"]), flush=True)
-    training = recipe_settings(objective, args.extra)
     stock = sweep("stock", objective, args.lrs, budget, {**EXAMPLE_SCRIPT, "seq": ours["seq"]}, root, seed0)
     best = min(stock, key=lambda r: r["final_loss"])
     reached = time_to_reach(ours["curve"], best["final_loss"])
@@ -243,7 +243,7 @@ def compare(args, root: str) -> dict:
         seeds = [{"seed": seed0, "ours": ours["final_loss"], "rival": rival["final_loss"]}]
         for seed in args.seeds[1:]:
             again = run_ours(objective, os.path.join(root, f"ours-seed{seed}"), [*args.extra, "--seed", str(seed)],
-                             curve=False)
+                             training, curve=False)
             print(f"ours seed {seed}: held-out loss {again['final_loss']:.3f}", flush=True)
             theirs = sweep(kind, objective, [rival["lr"]], budget, training, root, seed)[0]
             seeds.append({"seed": seed, "ours": again["final_loss"], "rival": theirs["final_loss"]})
