@@ -2,6 +2,8 @@
 
     python bench/bench_recipes.py                 # every variant, ~8 minutes each on 2 CPU cores
     python bench/bench_recipes.py --only default  # one of them
+    python bench/bench_recipes.py -- --hidden_act gelu --qk_norm false --learning_rate 2e-3
+                                                  # the recipe of 2026-11-25, which the README's table measured
 
 Each variant is the real command (`recipes/pretrain_mlm.py`, i.e. recipes/microbert-cpu.yaml plus the
 flags below) in a fresh output folder; the table comes from each run's eval_results.json: eval loss,
@@ -31,18 +33,19 @@ VARIANTS = {
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only these variants")
+    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
     args = parser.parse_args()
     sys.path.insert(0, REPO)
     from hfmicro.training.hardware import machine_description
 
-    print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}")
+    print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  {' '.join(args.extra)}")
     print(f"{'variant':<18} {'tokens':>10} {'minutes':>8} {'eval loss':>9} {'masked acc':>10} {'probe top-1/5':>14} "
           f"{'unigram top-1/5':>16}")
     for name in args.only or VARIANTS:
         with tempfile.TemporaryDirectory() as out:
             start = time.time()
             subprocess.run([sys.executable, os.path.join(REPO, "recipes", "pretrain_mlm.py"), "--output_dir", out,
-                            *VARIANTS[name]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            *args.extra, *VARIANTS[name]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             minutes = (time.time() - start) / 60
             with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
                 r = json.load(f)

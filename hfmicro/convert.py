@@ -25,7 +25,9 @@ def _require_compatible(model, compatible: dict, target: str) -> None:
 def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
     cfg = model.config
     _require_compatible(model, {"pre_norm": False, "use_bias": True, "mlp_type": "mlp",
-                                "position_embedding_type": "absolute"}, "BertForMaskedLM")
+                                "position_embedding_type": "absolute", "qk_norm": False}, "BertForMaskedLM")
+    if cfg.decoder_bias is False:  # BERT's MLM head always has one
+        _require_compatible(model, {"decoder_bias": None}, "BertForMaskedLM")
     stock_config = BertConfig(
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,

@@ -48,7 +48,8 @@ def test_to_stock_bert_gives_same_logits(type_vocab_size):
 
 
 @pytest.mark.parametrize("option,value", [("pre_norm", True), ("use_bias", False), ("mlp_type", "glu"),
-                                          ("position_embedding_type", "rotary")])
+                                          ("position_embedding_type", "rotary"), ("decoder_bias", False),
+                                          ("qk_norm", True)])
 def test_to_stock_refuses_incompatible_options(option, value):
     model = tiny_model("microbert", **{option: value})
     with pytest.raises(ValueError, match=option):
@@ -60,3 +61,34 @@ def test_post_ln_default_and_pre_ln_option_differ_in_structure():
     assert isinstance(post.model.final_norm, torch.nn.Identity)
     assert isinstance(pre.model.final_norm, torch.nn.LayerNorm)
     assert pre.num_parameters() == post.num_parameters() + 2 * post.config.hidden_size
+
+
+def test_decoder_bias_follows_use_bias_unless_set():
+    assert tiny_model("microbert").decoder.bias is not None  # BERT
+    assert tiny_model("microbert", use_bias=False).decoder.bias is None
+    model = tiny_model("microbert", use_bias=False, decoder_bias=True)  # ModernBERT: no biases but this one
+    assert model.decoder.bias is not None and not model.decoder.bias.any()
+    assert model.decoder.weight is model.model.embeddings.tok_embeddings.weight  # still tied
+    assert model.num_parameters() == tiny_model("microbert", use_bias=False).num_parameters() + VOCAB
+    # a converted checkpoint with decoder_bias=True (and BERT's biases elsewhere) is still a BertForMaskedLM
+    stock = to_stock(tiny_model("microbert", decoder_bias=True))
+    assert type(stock).__name__ == "BertForMaskedLM"
+
+
+def test_residual_init_scales_or_zeroes_only_the_projections_into_the_residual_stream():
+    layers = 4
+    normal, scaled, zero = (tiny_model("microbert", num_hidden_layers=layers, hidden_size=64, intermediate_size=256,
+                                       pre_norm=True, residual_init=r) for r in ("normal", "scaled", "zero"))
+    std = normal.config.initializer_range
+    for model, expected in ((normal, std), (scaled, std / (2 * layers) ** 0.5)):
+        for layer in model.model.layers:
+            for projection in (layer.attn.out, layer.mlp.down):
+                assert abs(projection.weight.std().item() - expected) < 0.15 * expected
+            assert abs(layer.attn.qkv.weight.std().item() - std) < 0.15 * std  # the rest keeps BERT's init
+    # zero: every pre-LN layer starts as the identity
+    x = torch.randn(2, 10, 64)
+    with torch.no_grad():
+        for layer in zero.model.layers:
+            torch.testing.assert_close(layer(x), x)
+    with pytest.raises(Exception, match="residual_init"):
+        tiny_model("microbert", residual_init="xavier")

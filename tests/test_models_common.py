@@ -137,12 +137,15 @@ def test_determinism_and_shapes(family):
 
 # MicroGPT with what the GPT speedruns found: rotary, QK-norm, ReLU², zero-init projections, untied head
 SPEEDRUN = {"position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2", "zero_init_residual": True, "tie_word_embeddings": False}
+# MicroBERT with every option stock BERT lacks
+BERT_OPTIONS = {"pre_norm": True, "position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2",
+                "use_bias": False, "decoder_bias": True, "residual_init": "scaled", "mlp_type": "glu"}
 
 
 @pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
                                             ("microbert", {"position_embedding_type": "rotary"}),
-                                            ("microgpt", SPEEDRUN)],
-                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun"])
+                                            ("microgpt", SPEEDRUN), ("microbert", BERT_OPTIONS)],
+                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun", "microbert-options"])
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
 def test_batching_with_padding_equals_single(family, variant, impl):
     model = tiny_model(family, **variant)
@@ -169,8 +172,8 @@ def test_batching_with_padding_equals_single(family, variant, impl):
 
 @pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),
                                             ("microbert", {"position_embedding_type": "rotary"}),
-                                            ("microgpt", SPEEDRUN)],
-                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun"])
+                                            ("microgpt", SPEEDRUN), ("microbert", BERT_OPTIONS)],
+                         ids=["microbert", "microgpt", "microbert-rotary", "microgpt-speedrun", "microbert-options"])
 def test_eager_matches_sdpa(family, variant):
     model = tiny_model(family, **variant)
     x = random_batch()

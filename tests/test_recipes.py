@@ -61,6 +61,8 @@ def test_flags_override_yaml(tmp_path):
         (["--precision", "fp16"], {}, "fp16"),
         (["--probe_steps", "5"], {}, "now --demo_steps"),
         ([], {"probe_steps": 5}, "now 'demo_steps'"),
+        # a truncated flag was taken for the field it abbreviates (argparse's allow_abbrev)
+        (["--learning_r", "1e-3"], {}, "--learning_r"),
     ],
 )
 def test_bad_options_are_refused_naming_the_field(tmp_path, argv, yaml_extra, message):
@@ -86,7 +88,8 @@ def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsy
 
     monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
     recipe = tmp_path / "r.yaml"
-    for line, field in [("use_bias: 3", "use_bias"), ("hidden_size: 25.5", "hidden_size")]:
+    for line, field in [("use_bias: 3", "use_bias"), ("hidden_size: 25.5", "hidden_size"),
+                        ("residual_init: xavier", "residual_init")]:
         recipe.write_text(f"preset: microbert-toy\n{line}\n")
         assert pretrain("mlm", ["--config", str(recipe), "--output_dir", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -103,9 +106,9 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path):
         ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--streaming", "true"],
         ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--preset", "microgpt-toy"],
         # a MicroGPT-only option on MicroBERT was accepted and ignored
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--qk_norm", "true"],
+        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--num_experts", "4"],
     ]
-    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt", "qk_norm: microbert has no such option"]
+    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt", "num_experts: microbert has no such option"]
     for argv, word in zip(cases, expected):
         result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *argv,
                                  "--output_dir", str(out), "--max_steps", "-1" if word == "max_steps" else "40"],

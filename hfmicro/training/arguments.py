@@ -53,7 +53,7 @@ class ModelArguments:
     position_embedding_type: str | None = field(
         default=None, metadata={"help": "'absolute' (learned, as BERT and GPT-2) or 'rotary' (RoPE)."}
     )
-    qk_norm: bool | None = field(default=None, metadata={"help": "MicroGPT: RMS-normalise queries and keys."})
+    qk_norm: bool | None = field(default=None, metadata={"help": "RMS-normalise queries and keys."})
     zero_init_residual: bool | None = field(
         default=None, metadata={"help": "MicroGPT: zero-initialise the output projections (blocks start as identity)."}
     )
@@ -61,6 +61,14 @@ class ModelArguments:
         default=None, metadata={"help": "Output head shares the token embeddings (false = untied head)."}
     )
     type_vocab_size: int | None = field(default=None, metadata={"help": "MicroBERT: token-type embeddings (0 = none)."})
+    decoder_bias: bool | None = field(
+        default=None, metadata={"help": "MicroBERT: a bias on the vocabulary projection (default: as use_bias)."}
+    )
+    residual_init: str | None = field(
+        default=None,
+        metadata={"help": "MicroBERT: init of the projections into the residual stream: 'normal' (BERT), 'scaled' "
+                          "(std / sqrt(2 x layers), as ModernBERT) or 'zero'."},
+    )
     use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})
     num_experts: int | None = field(default=None, metadata={"help": "MicroGPT: experts per MoE layer."})
     num_experts_per_tok: int | None = field(default=None, metadata={"help": "MicroGPT: experts each token uses."})
@@ -179,7 +187,7 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None, on
     (`hfmicro estimate` plans for another one and keeps `precision` as asked). Raises ValueError naming
     an unknown key or a bad value."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments), allow_abbrev=False)
     parser.add_argument("--config", default=None, help="Recipe YAML whose keys are any of the fields below.")
     known = _known_keys(parser)
 
@@ -237,7 +245,7 @@ def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"{path} must be a mapping of option: value")
     if known is None:
-        parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments))
+        parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments), allow_abbrev=False)
         known = _known_keys(parser)
     for key in values:
         if key not in known:

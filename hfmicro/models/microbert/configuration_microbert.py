@@ -40,6 +40,12 @@ class MicroBertConfig(PreTrainedConfig):
             no position table): attention then sees relative offsets directly, which small MLMs need to
             learn to use their neighbours.
         rope_theta: base of the rotary frequencies.
+        qk_norm: RMS-normalise each head's queries and keys before attention (no learned scale).
+        decoder_bias: a bias on the vocabulary projection (it learns the unigram distribution at once);
+            None = the same as `use_bias`.
+        residual_init: init of the two projections per layer that write into the residual stream: "normal"
+            (BERT: the same std as every weight), "scaled" (std / sqrt(2 * num_hidden_layers), as GPT-2 and
+            ModernBERT) or "zero" (every layer starts as the identity, as modded-nanogpt).
         sparse_prediction: when `labels` are given, run the MLM head only on masked positions; logits then
             have shape (num_masked, vocab_size). Without labels the logits are always dense.
     """
@@ -63,6 +69,9 @@ class MicroBertConfig(PreTrainedConfig):
     mlp_type: Literal["mlp", "glu"] = "mlp"
     position_embedding_type: Literal["absolute", "rotary"] = "absolute"
     rope_theta: float | int = 10000.0
+    qk_norm: bool = False
+    decoder_bias: bool | None = None
+    residual_init: Literal["normal", "scaled", "zero"] = "normal"
     sparse_prediction: bool = True
     pad_token_id: int | None = 0
     bos_token_id: int | None = None

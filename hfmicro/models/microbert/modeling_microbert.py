@@ -3,7 +3,7 @@
     x = embed(tokens) + embed(positions) [+ embed(token types)] -> norm -> dropout
     post-LN (BERT):  x = norm(x + attn(x));  x = norm(x + mlp(x))
     pre-LN (opt-in): x = x + attn(norm(x));  x = x + mlp(norm(x));  final norm
-    MLM head: dense -> act -> norm -> decoder (tied to the token embeddings, with bias)
+    MLM head: dense -> act -> norm -> decoder (tied to the token embeddings, with or without a bias)
 
 With `labels`, the head runs only on the masked positions (sparse prediction, as in Cramming and
 ModernBERT): at 15-30 % masking that skips most of the vocab projection, the largest matmul of a small
@@ -13,10 +13,12 @@ Imports only torch, transformers and the sibling configuration file, so a saved 
 `trust_remote_code=True` where hfmicro is not installed.
 """
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -107,6 +109,7 @@ class MicroBertAttention(nn.Module):
         self.is_causal = False
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.use_bias)  # one fused matmul
         self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
+        self.out.is_residual_projection = True
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -114,6 +117,8 @@ class MicroBertAttention(nn.Module):
         B, T, C = hidden_states.shape
         qkv = self.qkv(hidden_states).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, hs)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        if self.config.qk_norm:
+            query, key = nn.functional.rms_norm(query, (self.head_dim,)), nn.functional.rms_norm(key, (self.head_dim,))
         if rotary is not None:
             query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
 
@@ -142,6 +147,7 @@ class MicroBertMLP(nn.Module):
         self.up = nn.Linear(config.hidden_size, up_size, bias=config.use_bias)
         self.act = ACT2FN[config.hidden_act]
         self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.use_bias)
+        self.down.is_residual_projection = True
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -183,8 +189,19 @@ class MicroBertPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     # what output_hidden_states / output_attentions collect, through forward hooks
     _can_record_outputs = {"hidden_states": MicroBertLayer, "attentions": OutputRecorder(MicroBertAttention, index=1)}
-    # PreTrainedModel._init_weights already does BERT's init: normal(0, initializer_range) weights, zero
-    # biases and padding row, unit norms.
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # BERT's init: normal(0, initializer_range) weights, zero biases and padding row, unit norms
+        super()._init_weights(module)
+        # the projections into the residual stream, 2 per layer (marked on the Linear itself: transformers
+        # skips _init_weights for custom-code modules that own no parameters directly)
+        if getattr(module, "is_residual_projection", False) and self.config.residual_init != "normal":
+            if self.config.residual_init == "zero":
+                init.zeros_(module.weight)
+            else:
+                std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+                init.normal_(module.weight, mean=0.0, std=std)
 
 
 class MicroBertModel(MicroBertPreTrainedModel):
@@ -258,7 +275,8 @@ class MicroBertForMaskedLM(MicroBertPreTrainedModel):
         super().__init__(config)
         self.model = MicroBertModel(config)
         self.head = MicroBertPredictionHead(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.use_bias)
+        decoder_bias = config.use_bias if config.decoder_bias is None else config.decoder_bias
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=decoder_bias)
         self.post_init()
 
     def get_output_embeddings(self):

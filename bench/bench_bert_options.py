@@ -1,0 +1,82 @@
+"""The default MicroBERT recipe with and without what ModernBERT does differently at this size and what the
+GPT speedruns found (README, "The default recipes").
+
+    python bench/bench_bert_options.py                        # every variant, ~7 minutes each on 2 CPU cores
+    python bench/bench_bert_options.py --only before --only default
+
+Each variant is the real command (`recipes/pretrain_mlm.py`, i.e. recipes/microbert-cpu.yaml, plus the
+flags below) in a fresh output folder, so every variant trains the same steps on the same data; the
+minutes column shows they also cost the same CPU time. Each final model is scored by `hfmicro evaluate`
+(the same held-out windows and fixed masks at 15 % as bench/time_to_loss.py, so the losses compare with
+its ModernBertForMaskedLM runs), plus the recipe's own eval accuracy on the masked tokens.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# the recipe until 2026-12-03 (GELU, no QK-norm, lr 2e-3), whatever it says now
+BEFORE = ["--hidden_act", "gelu", "--qk_norm", "false", "--learning_rate", "2e-3"]
+LR = ["--learning_rate", "1e-3"]
+
+VARIANTS = {
+    "before": BEFORE,
+    "lr 1e-3": [*BEFORE, *LR],
+    "decoder_bias": [*BEFORE, *LR, "--decoder_bias", "true"],
+    "scaled init": [*BEFORE, *LR, "--residual_init", "scaled"],
+    "zero init": [*BEFORE, *LR, "--residual_init", "zero"],
+    "glu": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704"],
+    "relu2": [*BEFORE, *LR, "--hidden_act", "relu2"],
+    "glu+relu2": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "relu2"],
+    "relu2+qk_norm 2e-3": [*BEFORE, "--hidden_act", "relu2", "--qk_norm", "true"],
+    # the recipe as it ships: since 2026-12-03 lr 1e-3, ReLU², QK-norm
+    "default": [],
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only these variants")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON")
+    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
+    args = parser.parse_args()
+    import torch
+    from time_to_loss import held_out_loss
+
+    from hfmicro.models import MicroBertConfig
+    from hfmicro.presets import build_model
+    from hfmicro.training.hardware import machine_description
+
+    print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  recipes/microbert-cpu.yaml {' '.join(args.extra)}")
+    print(f"{'variant':<18} {'params':>10} {'minutes':>8} {'held-out loss':>13} {'masked acc':>10}", flush=True)
+    rows = []
+    for name in args.only or VARIANTS:
+        with tempfile.TemporaryDirectory() as out:
+            start = time.time()
+            subprocess.run([sys.executable, os.path.join(REPO, "recipes", "pretrain_mlm.py"), "--output_dir", out,
+                            "--report_to", "none", *VARIANTS[name], *args.extra], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            minutes = (time.time() - start) / 60
+            with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
+                accuracy = json.load(f)["eval_accuracy"]
+            with torch.device("meta"):
+                params = build_model(MicroBertConfig.from_pretrained(out)).num_parameters()
+            loss = held_out_loss(out, "mlm", 64)
+        row = {"variant": name, "flags": VARIANTS[name], "parameters": params, "minutes": round(minutes, 1),
+               "held_out_loss": loss, "eval_accuracy": accuracy}
+        rows.append(row)
+        print(f"{name:<18} {params:>10,} {minutes:>8.1f} {loss:>13.3f} {accuracy:>10.1%}", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()
