@@ -180,3 +180,26 @@ def test_training_arguments_do_not_query_the_hardware(tmp_path, monkeypatch):
     monkeypatch.undo()
     _, _, parsed = parse_recipe(["--output_dir", str(tmp_path)])
     assert parsed.use_cpu and parsed.precision == "fp32" and not (parsed.bf16 or parsed.fp16)  # this CPU machine
+
+
+def test_tokens_per_second_leaves_out_evaluation_and_saving(monkeypatch):
+    """A log window that contains an evaluation and a checkpoint save reported tokens/s over the wall time
+    (1,000 tokens trained in 1 s reported as 77/s); time_to_loss.py sized its baselines' budgets from it."""
+    from types import SimpleNamespace
+
+    from hfmicro.training import callbacks
+
+    clock = iter([0.0, 1.0, 1.0, 11.0, 13.0, 14.0, 14.0])  # step, step, log, eval done, save done, step, log
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    cb = callbacks.ThroughputCallback(flops_per_token=1.0, peak_flops_total=None, eta_after=100)
+    args, control = SimpleNamespace(), SimpleNamespace()
+    state = SimpleNamespace(global_step=1, num_input_tokens_seen=1000, max_steps=10, is_world_process_zero=True)
+    cb.on_step_end(args, state, control)
+    state.global_step, state.num_input_tokens_seen = 2, 2000
+    cb.on_step_end(args, state, control)
+    assert cb.window_metrics(2000)["tokens_per_second"] == 1000.0
+    cb.on_evaluate(args, state, control, metrics={})
+    cb.on_save(args, state, control)
+    state.global_step, state.num_input_tokens_seen = 3, 3000
+    cb.on_step_end(args, state, control)
+    assert cb.window_metrics(3000)["tokens_per_second"] == 1000.0

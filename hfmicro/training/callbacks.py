@@ -13,9 +13,9 @@ from ..atomic import write_json_atomic
 
 
 class ThroughputCallback(TrainerCallback):
-    """Measures tokens/s (all processes, from Trainer's own count of the tokens read) and MFU (where the
-    GPU's peak is known) for every training log, and prints the estimated training time once the first
-    steps are measured."""
+    """Measures tokens/s (all processes, from Trainer's own count of the tokens read, over training time:
+    evaluations and checkpoint saves left out) and MFU (where the GPU's peak is known) for every training
+    log, and prints the estimated training time once the first steps are measured."""
 
     def __init__(self, flops_per_token: float, peak_flops_total: float | None, eta_after: int = 5):
         self.flops_per_token = flops_per_token
@@ -23,9 +23,11 @@ class ThroughputCallback(TrainerCallback):
         self.eta_after = eta_after
         self._t0 = self._step0 = None
         self._window_t = self._window_tokens = None
+        self._last_step_end, self._paused = None, 0.0  # evaluation and saving are not training time
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
+        self._last_step_end = now
         if self._t0 is None:  # the first step includes start-up costs: measure from its end
             self._t0 = self._window_t = now
             self._step0, self._window_tokens = state.global_step, state.num_input_tokens_seen
@@ -37,6 +39,20 @@ class ThroughputCallback(TrainerCallback):
             print(f"[hfmicro] {per_step:.2f} s/step: about {remaining / 60:.1f} min for the remaining "
                   f"{state.max_steps - state.global_step:,} steps", flush=True)
 
+    def _pause(self):
+        """Called when an evaluation or a save ends: the time since the last step (or the previous pause) is
+        left out of the window."""
+        if self._last_step_end is not None and self._window_t is not None:
+            now = time.perf_counter()
+            self._paused += now - self._last_step_end
+            self._last_step_end = now
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._pause()
+
+    def on_save(self, args, state, control, **kwargs):
+        self._pause()
+
     def window_metrics(self, tokens_seen: int) -> dict:
         """tokens/s (and MFU) since the previous call: `PretrainingTrainer.log` adds them to each training
         log before Trainer hands it to the integrations (TensorBoard, trackio, ...) and the history."""
@@ -45,11 +61,11 @@ class ThroughputCallback(TrainerCallback):
         now = time.perf_counter()
         tokens, metrics = tokens_seen - self._window_tokens, {}
         if tokens > 0:
-            tokens_per_s = tokens / (now - self._window_t)
+            tokens_per_s = tokens / (now - self._window_t - self._paused)
             metrics["tokens_per_second"] = round(tokens_per_s, 1)
             if self.peak:
                 metrics["mfu"] = round(tokens_per_s * self.flops_per_token / self.peak, 4)
-        self._window_t, self._window_tokens = now, tokens_seen
+        self._window_t, self._window_tokens, self._paused = now, tokens_seen, 0.0
         return metrics
 
 
