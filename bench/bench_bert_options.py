@@ -11,15 +11,11 @@ minutes column shows they also cost the same CPU time. Each final model is score
 its ModernBertForMaskedLM runs), plus the recipe's own eval accuracy on the masked tokens.
 """
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # the recipe until 2026-12-03 (GELU, no QK-norm, lr 2e-3), whatever it says now
@@ -42,37 +38,21 @@ VARIANTS = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only these variants")
-    parser.add_argument("--json", default=None, help="also write the rows as JSON")
-    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
-    args = parser.parse_args()
-    import torch
-    from time_to_loss import held_out_loss
+    from time_to_loss import held_out_loss, recipe_variant, variant_arguments
 
-    from hfmicro.models import MicroBertConfig
-    from hfmicro.presets import build_model
     from hfmicro.training.hardware import machine_description
 
+    args = variant_arguments(__doc__, VARIANTS)
     print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  recipes/microbert-cpu.yaml {' '.join(args.extra)}")
     print(f"{'variant':<18} {'params':>10} {'minutes':>8} {'held-out loss':>13} {'masked acc':>10}", flush=True)
     rows = []
     for name in args.only or VARIANTS:
-        with tempfile.TemporaryDirectory() as out:
-            start = time.time()
-            subprocess.run([sys.executable, os.path.join(REPO, "recipes", "pretrain_mlm.py"), "--output_dir", out,
-                            "--report_to", "none", *VARIANTS[name], *args.extra], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            minutes = (time.time() - start) / 60
-            with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
-                accuracy = json.load(f)["eval_accuracy"]
-            with torch.device("meta"):
-                params = build_model(MicroBertConfig.from_pretrained(out)).num_parameters()
+        with recipe_variant("mlm", [*VARIANTS[name], *args.extra]) as (out, minutes, results, params):
             loss = held_out_loss(out, "mlm", 64)
         row = {"variant": name, "flags": VARIANTS[name], "parameters": params, "minutes": round(minutes, 1),
-               "held_out_loss": loss, "eval_accuracy": accuracy}
+               "held_out_loss": loss, "eval_accuracy": results["eval_accuracy"]}
         rows.append(row)
-        print(f"{name:<18} {params:>10,} {minutes:>8.1f} {loss:>13.3f} {accuracy:>10.1%}", flush=True)
+        print(f"{name:<18} {params:>10,} {minutes:>8.1f} {loss:>13.3f} {row['eval_accuracy']:>10.1%}", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=1, ensure_ascii=False)

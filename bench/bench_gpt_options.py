@@ -11,16 +11,10 @@ model at hfmicro's default sampling settings (share of repeated 4-grams, distinc
 the model's context allows.
 """
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GPT2 = ["--position_embedding_type", "absolute", "--qk_norm", "false", "--hidden_act", "gelu_new",
         "--zero_init_residual", "false", "--tie_word_embeddings", "true"]  # GPT-2's choices, whatever the recipe says
 
@@ -53,36 +47,18 @@ def repetition_of(folder: str, prompt: str = "The module provides", samples: int
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=list(VARIANTS), action="append", help="run only these variants")
-    parser.add_argument("--json", default=None, help="also write the rows as JSON")
-    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
-    args = parser.parse_args()
+    from time_to_loss import recipe_variant, variant_arguments
+
     from hfmicro.training.hardware import machine_description
 
+    args = variant_arguments(__doc__, VARIANTS)
     print(f"# {time.strftime('%Y-%m-%d')}  {machine_description()}  recipes/microgpt-cpu.yaml {' '.join(args.extra)}")
     print(f"{'variant':<18} {'params':>10} {'minutes':>8} {'eval loss':>9} {'next-token acc':>14} "
           f"{'rep. 4-grams':>12} {'distinct-2':>10}", flush=True)
     rows = []
     for name in args.only or VARIANTS:
-        with tempfile.TemporaryDirectory() as out:
-            start = time.time()
-            subprocess.run([sys.executable, os.path.join(REPO, "recipes", "pretrain_clm.py"), "--output_dir", out,
-                            "--report_to", "none", *VARIANTS[name], *args.extra], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            minutes = (time.time() - start) / 60
-            with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
-                r = json.load(f)
-            with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
-                config = json.load(f)
+        with recipe_variant("clm", [*VARIANTS[name], *args.extra]) as (out, minutes, r, params):
             rep = repetition_of(out)
-            from hfmicro.models import MicroGPTConfig
-            from hfmicro.presets import build_model
-            import torch
-
-            with torch.device("meta"):
-                params = build_model(MicroGPTConfig(**{k: v for k, v in config.items() if k in
-                                                       MicroGPTConfig.__dataclass_fields__})).num_parameters()
         row = {"variant": name, "flags": VARIANTS[name], "parameters": params, "minutes": round(minutes, 1),
                "eval_loss": r["eval_loss"], "eval_accuracy": r["eval_accuracy"], **rep}
         rows.append(row)

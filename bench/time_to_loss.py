@@ -23,6 +23,7 @@ repetition of 20 samples of each final model at the default sampling settings.
 """
 
 import argparse
+import contextlib
 import glob
 import json
 import math
@@ -58,14 +59,48 @@ def recipe_settings(objective: str, extra: list[str]) -> dict:
             "mlm_probability": data_args.mlm_probability if objective == "mlm" else 0.0}
 
 
+def run_recipe(objective: str, out: str, flags: list[str]) -> None:
+    """The real command (recipes/pretrain_mlm.py / pretrain_clm.py, its default CPU recipe plus `flags`) into `out`."""
+    subprocess.run([sys.executable, os.path.join(REPO, "recipes", SCRIPTS[objective][0]), "--output_dir", out,
+                    "--report_to", "none", *flags], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def recipe_variant(objective: str, flags: list[str]):
+    """run_recipe in a fresh folder, removed afterwards; yields (folder, minutes end to end, the run's
+    eval_results.json, the model's parameter count)."""
+    import torch
+    from transformers import AutoConfig
+
+    import hfmicro.models  # noqa: F401 (registers both families with AutoConfig)
+    from hfmicro.presets import build_model
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.time()
+        run_recipe(objective, out, flags)
+        minutes = (time.time() - start) / 60
+        with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
+            results = json.load(f)
+        with torch.device("meta"):
+            parameters = build_model(AutoConfig.from_pretrained(out)).num_parameters()
+        yield out, minutes, results, parameters
+
+
+def variant_arguments(doc: str, variants: dict):
+    """The command line of a bench that runs variants of a default recipe."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=list(variants), action="append", help="run only these variants")
+    parser.add_argument("--json", default=None, help="also write the rows as JSON")
+    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
+    return parser.parse_args()
+
+
 def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: bool = True) -> dict:
     """Our recipe (plus `extra` flags; `settings` = its recipe_settings); with `curve`, checkpoints at every
     eighth of its steps are scored."""
-    script = SCRIPTS[objective][0]
     every = max(settings["max_steps"] // 8, 1) if curve else settings["max_steps"]
-    subprocess.run([sys.executable, os.path.join(REPO, "recipes", script), "--output_dir", out, "--report_to", "none",
-                    *extra, "--save_steps", str(every), "--save_total_limit", "100", "--load_best_model_at_end", "false"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_recipe(objective, out, [*extra, "--save_steps", str(every), "--save_total_limit", "100",
+                                "--load_best_model_at_end", "false"])
     with open(os.path.join(out, "training_history.json"), encoding="utf-8") as f:
         history = json.load(f)
     with open(os.path.join(out, "run_settings.json"), encoding="utf-8") as f:
