@@ -14,7 +14,9 @@ Then the rival: the best architecture a user could pick from transformers at the
 (`ModernBertForMaskedLM` for MLM, `LlamaForCausalLM` for CLM; gated MLPs as wide as keeps the parameter
 count), trained for the same minutes with our recipe's settings (batch, schedule, warmup, weight decay,
 masking rate) and its own learning rate picked by a sweep on the first seed; then ours and the rival at
-its best rate on every other seed (`--seeds`).
+its best rate on every other seed (`--seeds`). A baseline's steps come from a short probe of its step time,
+so it may train a little less or more than ours; where less, ours is read off its curve at the baseline's
+time (our learning rate not yet decayed there), so a run that fell short is never compared with our end.
 
 Every model is scored by `hfmicro evaluate`: the same validation windows and, for MLM, the same fixed
 masks at 15 %. Printed: the stock run's best final held-out loss, the training time our recipe needed to
@@ -209,6 +211,17 @@ def time_to_reach(curve: list[tuple[float, float]], target: float) -> float | No
     return None
 
 
+def loss_at(curve: list[tuple[float, float]], seconds: float) -> float | None:
+    """The (time, loss) curve's loss after `seconds` of training, linearly interpolated between checkpoints;
+    its last loss from its last point on; None before its first point."""
+    if seconds >= curve[-1][0]:
+        return curve[-1][1]
+    for (t0, l0), (t1, l1) in zip(curve, curve[1:]):
+        if t0 <= seconds <= t1:
+            return l0 + (l1 - l0) * (seconds - t0) / (t1 - t0)
+    return None
+
+
 def sweep(kind: str, objective: str, lrs: list[float], seconds: float, training: dict, root: str, seed: int) -> list:
     results = []
     for lr in lrs:
@@ -217,6 +230,16 @@ def sweep(kind: str, objective: str, lrs: list[float], seconds: float, training:
         print(f"{result['model']} ({result['parameters']:,} parameters) lr {lr:g} seed {seed}: {result['steps']} steps, "
               f"{result['seconds'] / 60:.1f} min, held-out loss {result['final_loss']:.3f}", flush=True)
     return results
+
+
+def equal_time(seed: int, ours: dict, rival: dict) -> dict:
+    """Ours against a rival run at equal training time: the rival's steps come from a short probe, so it may
+    end up training a little less or more than ours; where less, ours is read off its curve at the
+    rival's time (with its learning rate not yet decayed there: this favours the rival)."""
+    seconds = min(rival["seconds"], ours["seconds"])
+    return {"seed": seed, "minutes": seconds / 60, "ours": loss_at(ours["curve"], seconds),
+            "ours_final": ours["final_loss"], "ours_minutes": ours["seconds"] / 60,
+            "rival": rival["final_loss"], "rival_minutes": rival["seconds"] / 60}
 
 
 def main():
@@ -275,20 +298,23 @@ def compare(args, root: str) -> dict:
         lrs = args.rival_lrs or [training["lr"] * f for f in (0.5, 1, 2)]
         rivals = sweep(kind, objective, lrs, budget, training, root, seed0)
         rival = min(rivals, key=lambda r: r["final_loss"])
-        seeds = [{"seed": seed0, "ours": ours["final_loss"], "rival": rival["final_loss"]}]
+        seeds = [equal_time(seed0, ours, rival)]
         for seed in args.seeds[1:]:
             again = run_ours(objective, os.path.join(root, f"ours-seed{seed}"), [*args.extra, "--seed", str(seed)],
-                             training, curve=False)
-            print(f"ours seed {seed}: held-out loss {again['final_loss']:.3f}", flush=True)
+                             training)
+            print(f"ours seed {seed}: {again['seconds'] / 60:.1f} min of training, held-out loss {again['final_loss']:.3f}",
+                  flush=True)
             theirs = sweep(kind, objective, [rival["lr"]], budget, training, root, seed)[0]
-            seeds.append({"seed": seed, "ours": again["final_loss"], "rival": theirs["final_loss"]})
+            seeds.append(equal_time(seed, again, theirs))
         report["rival"] = {"model": rival["model"], "parameters": rival["parameters"], "best_lr": rival["lr"],
                            "sweep": [{k: v for k, v in r.items() if k != "folder"} for r in rivals], "seeds": seeds,
                            "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds)}
         if objective == "clm":
             report["repetition"]["rival"] = repetition_of(rival["folder"], max_new_tokens=mine["sample_tokens"])
-        print(f"held-out loss, ours vs {rival['model']} (lr {rival['lr']:g}, same minutes and recipe settings): "
-              + "; ".join(f"seed {s['seed']} {s['ours']:.3f} vs {s['rival']:.3f}" for s in seeds)
+        print(f"held-out loss, ours (at the rival's minutes where it trained less) vs {rival['model']} "
+              f"(lr {rival['lr']:g}, our recipe's settings): "
+              + "; ".join(f"seed {s['seed']} {s['ours']:.3f} at {s['minutes']:.1f} min vs {s['rival']:.3f}"
+                          for s in seeds)
               + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}")
     for name, rep in report.get("repetition", {}).items():
         print(f"repetition ({name}, 20 samples of {rep['sample_tokens']} tokens): repeated 4-grams "

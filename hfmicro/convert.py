@@ -25,7 +25,8 @@ def _require_compatible(model, compatible: dict, target: str) -> None:
 def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
     cfg = model.config
     _require_compatible(model, {"pre_norm": False, "use_bias": True, "mlp_type": "mlp",
-                                "position_embedding_type": "absolute", "qk_norm": False}, "BertForMaskedLM")
+                                "position_embedding_type": "absolute", "qk_norm": False, "value_residual": False},
+                        "BertForMaskedLM")
     if cfg.decoder_bias is False:  # BERT's MLM head always has one
         _require_compatible(model, {"decoder_bias": None}, "BertForMaskedLM")
     stock_config = BertConfig(

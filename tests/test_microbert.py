@@ -49,7 +49,7 @@ def test_to_stock_bert_gives_same_logits(type_vocab_size):
 
 @pytest.mark.parametrize("option,value", [("pre_norm", True), ("use_bias", False), ("mlp_type", "glu"),
                                           ("position_embedding_type", "rotary"), ("decoder_bias", False),
-                                          ("qk_norm", True)])
+                                          ("qk_norm", True), ("value_residual", True)])
 def test_to_stock_refuses_incompatible_options(option, value):
     model = tiny_model("microbert", **{option: value})
     with pytest.raises(ValueError, match=option):
@@ -89,6 +89,28 @@ def test_residual_init_scales_or_zeroes_only_the_projections_into_the_residual_s
     x = torch.randn(2, 10, 64)
     with torch.no_grad():
         for layer in zero.model.layers:
-            torch.testing.assert_close(layer(x), x)
+            torch.testing.assert_close(layer(x)[0], x)
     with pytest.raises(Exception, match="residual_init"):
         tiny_model("microbert", residual_init="xavier")
+
+
+def test_value_residual_mixes_the_first_layers_values_into_every_later_layer():
+    plain = tiny_model("microbert", num_hidden_layers=3, pre_norm=True, position_embedding_type="rotary")
+    mixed = tiny_model("microbert", num_hidden_layers=3, pre_norm=True, position_embedding_type="rotary",
+                       value_residual=True)
+    # one learned scalar per layer after the first, starting at an even mix
+    lambdas = [layer.attn.value_lambda for layer in mixed.model.layers]
+    assert lambdas[0] is None and [v.item() for v in lambdas[1:]] == [0.5, 0.5]
+    assert mixed.num_parameters() == plain.num_parameters() + 2
+    mixed.load_state_dict(plain.state_dict(), strict=False)
+    x = random_batch()
+    with torch.no_grad():
+        for v in lambdas[1:]:
+            v.fill_(1.0)  # only its own values: the plain model
+        torch.testing.assert_close(mixed(x).logits, plain(x).logits)
+        lambdas[2].fill_(0.0)  # the last layer attends over the first layer's values
+        assert not torch.allclose(mixed(x).logits, plain(x).logits)
+    # the mix is learned
+    labels = mlm_labels(x, rate=0.3)
+    mixed(x, labels=labels).loss.backward()
+    assert all(v.grad is not None and v.grad != 0 for v in lambdas[1:])

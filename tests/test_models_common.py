@@ -139,7 +139,8 @@ def test_determinism_and_shapes(family):
 SPEEDRUN = {"position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2", "zero_init_residual": True, "tie_word_embeddings": False}
 # MicroBERT with every option stock BERT lacks
 BERT_OPTIONS = {"pre_norm": True, "position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2",
-                "use_bias": False, "decoder_bias": True, "residual_init": "scaled", "mlp_type": "glu"}
+                "use_bias": False, "decoder_bias": True, "residual_init": "scaled", "mlp_type": "glu",
+                "value_residual": True}
 
 
 @pytest.mark.parametrize("family,variant", [("microbert", {}), ("microgpt", {}),

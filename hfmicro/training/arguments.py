@@ -69,6 +69,9 @@ class ModelArguments:
         metadata={"help": "MicroBERT: init of the projections into the residual stream: 'normal' (BERT), 'scaled' "
                           "(std / sqrt(2 x layers), as ModernBERT) or 'zero'."},
     )
+    value_residual: bool | None = field(
+        default=None, metadata={"help": "MicroBERT: later layers mix in the first layer's attention values (ResFormer)."}
+    )
     use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})
     num_experts: int | None = field(default=None, metadata={"help": "MicroGPT: experts per MoE layer."})
     num_experts_per_tok: int | None = field(default=None, metadata={"help": "MicroGPT: experts each token uses."})

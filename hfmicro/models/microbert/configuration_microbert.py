@@ -46,6 +46,8 @@ class MicroBertConfig(PreTrainedConfig):
         residual_init: init of the two projections per layer that write into the residual stream: "normal"
             (BERT: the same std as every weight), "scaled" (std / sqrt(2 * num_hidden_layers), as GPT-2 and
             ModernBERT) or "zero" (every layer starts as the identity, as modded-nanogpt).
+        value_residual: every layer after the first attends over a learned mix of its own values and the
+            first layer's (value residual learning, as ResFormer and modded-nanogpt); one scalar per layer.
         sparse_prediction: when `labels` are given, run the MLM head only on masked positions; logits then
             have shape (num_masked, vocab_size). Without labels the logits are always dense.
     """
@@ -72,6 +74,7 @@ class MicroBertConfig(PreTrainedConfig):
     qk_norm: bool = False
     decoder_bias: bool | None = None
     residual_init: Literal["normal", "scaled", "zero"] = "normal"
+    value_residual: bool = False
     sparse_prediction: bool = True
     pad_token_id: int | None = 0
     bos_token_id: int | None = None

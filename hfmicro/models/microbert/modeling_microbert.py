@@ -3,6 +3,7 @@
     x = embed(tokens) + embed(positions) [+ embed(token types)] -> norm -> dropout
     post-LN (BERT):  x = norm(x + attn(x));  x = norm(x + mlp(x))
     pre-LN (opt-in): x = x + attn(norm(x));  x = x + mlp(norm(x));  final norm
+    value residual (opt-in): every layer after the first attends over lambda*v + (1-lambda)*v_first
     MLM head: dense -> act -> norm -> decoder (tied to the token embeddings, with or without a bias)
 
 With `labels`, the head runs only on the masked positions (sparse prediction, as in Cramming and
@@ -111,12 +112,17 @@ class MicroBertAttention(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
         self.out.is_residual_projection = True
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # value residual (ResFormer, modded-nanogpt): a learned share of the first layer's values
+        self.value_lambda = nn.Parameter(torch.empty(())) if config.value_residual and layer_idx > 0 else None
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                rotary: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs):
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                first_value: torch.Tensor | None = None, **kwargs):
         B, T, C = hidden_states.shape
         qkv = self.qkv(hidden_states).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, hs)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
+        if self.value_lambda is not None:
+            value = self.value_lambda * value + (1 - self.value_lambda) * first_value  # (B, nh, T, hs)
         if self.config.qk_norm:
             query, key = nn.functional.rms_norm(query, (self.head_dim,)), nn.functional.rms_norm(key, (self.head_dim,))
         if rotary is not None:
@@ -136,7 +142,7 @@ class MicroBertAttention(nn.Module):
             **kwargs,
         )
         attn_output = attn_output.reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
-        return self.dropout(self.out(attn_output)), attn_weights
+        return self.dropout(self.out(attn_output)), attn_weights, value
 
 
 class MicroBertMLP(nn.Module):
@@ -169,13 +175,17 @@ class MicroBertLayer(GradientCheckpointingLayer):
         self.mlp = MicroBertMLP(config)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, rotary=None, **kwargs
-    ) -> torch.Tensor:
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, rotary=None,
+        first_value: torch.Tensor | None = None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the new hidden states (B, T, C) and the values this layer attended over (B, nh, T, hs)."""
         if self.pre_norm:
-            hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), attention_mask, rotary, **kwargs)[0]
-            return hidden_states + self.mlp(self.mlp_norm(hidden_states))  # (B, T, C)
-        hidden_states = self.attn_norm(hidden_states + self.attn(hidden_states, attention_mask, rotary, **kwargs)[0])
-        return self.mlp_norm(hidden_states + self.mlp(hidden_states))  # (B, T, C)
+            attn_output, _, value = self.attn(self.attn_norm(hidden_states), attention_mask, rotary, first_value, **kwargs)
+            hidden_states = hidden_states + attn_output
+            return hidden_states + self.mlp(self.mlp_norm(hidden_states)), value
+        attn_output, _, value = self.attn(hidden_states, attention_mask, rotary, first_value, **kwargs)
+        hidden_states = self.attn_norm(hidden_states + attn_output)
+        return self.mlp_norm(hidden_states + self.mlp(hidden_states)), value
 
 
 class MicroBertPreTrainedModel(PreTrainedModel):
@@ -194,6 +204,8 @@ class MicroBertPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         # BERT's init: normal(0, initializer_range) weights, zero biases and padding row, unit norms
         super()._init_weights(module)
+        if isinstance(module, MicroBertAttention) and module.value_lambda is not None:
+            init.constant_(module.value_lambda, 0.5)  # half its own values, half the first layer's
         # the projections into the residual stream, 2 per layer (marked on the Linear itself: transformers
         # skips _init_weights for custom-code modules that own no parameters directly)
         if getattr(module, "is_residual_projection", False) and self.config.residual_init != "normal":
@@ -250,8 +262,11 @@ class MicroBertModel(MicroBertPreTrainedModel):
             rotary = rotary_cos_sin(position_ids, head_dim, self.config.rope_theta)  # computed once for all layers
         # None, a bool mask or an additive mask, whatever the attention backend wants
         mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
+        first_value = None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, mask, rotary, **kwargs)  # (B, T, C)
+            hidden_states, value = layer(hidden_states, mask, rotary, first_value, **kwargs)  # (B, T, C)
+            if first_value is None and self.config.value_residual:
+                first_value = value  # (B, nh, T, hs)
         return BaseModelOutput(last_hidden_state=self.final_norm(hidden_states))
 
 
