@@ -3,6 +3,7 @@ dimensions, through the same Trainer (the recipes' PretrainingTrainer), data and
 
     python bench/throughput.py --model microbert                     # the default CPU recipe, CPU
     python bench/throughput.py --model microgpt --json out.json
+    python bench/throughput.py --model microbert --against rival     # vs ModernBertForMaskedLM (time_to_loss.py's)
     python bench/throughput.py --model microgpt --device cuda -- --preset microgpt-124m --max_seq_length 1024 \
         --per_device_train_batch_size 32                             # anything after -- is a recipe field
 
@@ -12,7 +13,9 @@ The stock twin is what a user builds from transformers with the same sizes and i
 blocks with the recipe's collator and optimizer settings; rounds alternate between the models so load
 on the machine hits both alike, and the median round is reported. tokens/s counts every input token
 (Trainer's own count); MFU (on GPUs with a known peak) uses the same FLOPs per token for both.
-The data loader + collator alone is timed too, against what the GPU (or CPU) consumes.
+The data loader + collator alone is timed too, against what the GPU (or CPU) consumes. `--against rival`
+measures ours against the rival of bench/time_to_loss.py instead (`ModernBertForMaskedLM` /
+`LlamaForCausalLM` at the same dimensions), i.e. whether an equal-time comparison is an equal-step one.
 """
 
 import argparse
@@ -92,6 +95,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=RECIPES, required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--against", choices=("stock", "rival"), default="stock",
+                        help="stock: the stock twin; rival: time_to_loss.py's ModernBertForMaskedLM / LlamaForCausalLM")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, each training every model")
     parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per model per round")
     parser.add_argument("--skip", type=int, default=3, help="untimed steps at the start of each round")
@@ -129,7 +134,15 @@ def main(argv=None):
     if args.vocab_size:
         config.vocab_size = args.vocab_size
     torch.manual_seed(0)
-    models = {"ours": build_model(config), "stock": stock_twin(config)}
+    if args.against == "stock":
+        other = stock_twin(config)
+    else:
+        from time_to_loss import baseline_model
+
+        kind = {"mlm": "modernbert", "clm": "llama"}[objective]
+        other = baseline_model(kind, objective, tokenizer, data_args.max_seq_length, seed=0)
+    torch.manual_seed(0)
+    models = {"ours": build_model(config), "stock": other}  # "stock": the model compared with, either way
     for model in models.values():
         model.set_attn_implementation(args.attn)
     data = load_lm_datasets(data_args, tokenizer, objective)["train"]
@@ -158,6 +171,7 @@ def main(argv=None):
     ours, stock = (statistics.median(results[name]["tokens_per_s"]) for name in ("ours", "stock"))
     report = {
         "date": time.strftime("%Y-%m-%d"), "model": args.model, "preset": model_args.preset, "device": args.device,
+        "against": type(other).__name__,
         "machine": hardware.name if args.device == "cuda" else machine_description(),
         "torch": torch.__version__, "hfmicro": hfmicro.__version__, "precision": precision,
         "batch": train_args.per_device_train_batch_size, "seq": data_args.max_seq_length,
@@ -179,7 +193,8 @@ def main(argv=None):
     for name, rate in (("ours", ours), ("stock", stock)):
         mfu = f"  MFU {report[name + '_mfu']:.1%}" if peak else ""
         memory = f"  peak {report[name + '_peak_memory_gib']} GiB" if args.device == "cuda" else ""
-        print(f"{name:<6} {report['parameters'][name]:>12,} params  {rate:>10,.0f} tokens/s{mfu}{memory}")
+        label = name if name == "ours" or args.against == "stock" else report["against"]
+        print(f"{label:<6} {report['parameters'][name]:>12,} params  {rate:>10,.0f} tokens/s{mfu}{memory}")
     print(f"ratio  {report['ratio']:.2f}x   (data loader + collator alone: {loader_rate:,.0f} tokens/s, "
           f"{report['loader_over_ours']:.0f}x what ours consumes)")
     if args.json:

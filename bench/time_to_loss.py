@@ -17,6 +17,8 @@ masking rate) and its own learning rate picked by a sweep on the first seed; the
 its best rate on every other seed (`--seeds`). A baseline's steps come from a short probe of its step time,
 so it may train a little less or more than ours; where less, ours is read off its curve at the baseline's
 time (our learning rate not yet decayed there), so a run that fell short is never compared with our end.
+The machine's speed can drift by a quarter within a session, so ours is also read at each rival's step
+count: where both cost the same per step, that is equal time on one machine state.
 
 Every model is scored by `hfmicro evaluate`: the same validation windows and, for MLM, the same fixed
 masks at 15 %. Printed: the stock run's best final held-out loss, the training time our recipe needed to
@@ -114,6 +116,7 @@ def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: 
         step = int(checkpoint.rsplit("-", 1)[1])
         points.append((step * seconds_per_step, held_out_loss(checkpoint, objective, settings["seq"])))
     return {"seconds": settings["max_steps"] * seconds_per_step, "seq": settings["seq"], "curve": points,
+            "step_curve": [(t / seconds_per_step, loss) for t, loss in points],
             "final_loss": points[-1][1], "folder": out}
 
 
@@ -235,11 +238,14 @@ def sweep(kind: str, objective: str, lrs: list[float], seconds: float, training:
 def equal_time(seed: int, ours: dict, rival: dict) -> dict:
     """Ours against a rival run at equal training time: the rival's steps come from a short probe, so it may
     end up training a little less or more than ours; where less, ours is read off its curve at the
-    rival's time (with its learning rate not yet decayed there: this favours the rival)."""
+    rival's time (with its learning rate not yet decayed there: this favours the rival). The machine's speed
+    can drift between runs, so ours is also read at the rival's step count (`ours_at_rival_steps`): where
+    both models cost the same per step, that is equal time on one machine state."""
     seconds = min(rival["seconds"], ours["seconds"])
     return {"seed": seed, "minutes": seconds / 60, "ours": loss_at(ours["curve"], seconds),
+            "ours_at_rival_steps": loss_at(ours["step_curve"], rival["steps"]),
             "ours_final": ours["final_loss"], "ours_minutes": ours["seconds"] / 60,
-            "rival": rival["final_loss"], "rival_minutes": rival["seconds"] / 60}
+            "rival": rival["final_loss"], "rival_minutes": rival["seconds"] / 60, "rival_steps": rival["steps"]}
 
 
 def main():
@@ -308,14 +314,17 @@ def compare(args, root: str) -> dict:
             seeds.append(equal_time(seed, again, theirs))
         report["rival"] = {"model": rival["model"], "parameters": rival["parameters"], "best_lr": rival["lr"],
                            "sweep": [{k: v for k, v in r.items() if k != "folder"} for r in rivals], "seeds": seeds,
-                           "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds)}
+                           "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds),
+                           "ours_lower_at_equal_steps_on_every_seed": all(s["ours_at_rival_steps"] < s["rival"]
+                                                                          for s in seeds)}
         if objective == "clm":
             report["repetition"]["rival"] = repetition_of(rival["folder"], max_new_tokens=mine["sample_tokens"])
         print(f"held-out loss, ours (at the rival's minutes where it trained less) vs {rival['model']} "
               f"(lr {rival['lr']:g}, our recipe's settings): "
               + "; ".join(f"seed {s['seed']} {s['ours']:.3f} at {s['minutes']:.1f} min vs {s['rival']:.3f}"
-                          for s in seeds)
-              + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}")
+                          f" (ours at its {s['rival_steps']:,} steps: {s['ours_at_rival_steps']:.3f})" for s in seeds)
+              + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}, at equal steps too: "
+              + str(report["rival"]["ours_lower_at_equal_steps_on_every_seed"]))
     for name, rep in report.get("repetition", {}).items():
         print(f"repetition ({name}, 20 samples of {rep['sample_tokens']} tokens): repeated 4-grams "
               f"{rep['repeated_4grams']:.1%}, distinct-2 {rep['distinct_2']:.2f}")
