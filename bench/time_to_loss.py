@@ -116,7 +116,7 @@ def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: 
         step = int(checkpoint.rsplit("-", 1)[1])
         points.append((step * seconds_per_step, held_out_loss(checkpoint, objective, settings["seq"])))
     return {"seconds": settings["max_steps"] * seconds_per_step, "seq": settings["seq"], "curve": points,
-            "step_curve": [(t / seconds_per_step, loss) for t, loss in points],
+            "seconds_per_step": seconds_per_step,
             "final_loss": points[-1][1], "folder": out}
 
 
@@ -243,7 +243,7 @@ def equal_time(seed: int, ours: dict, rival: dict) -> dict:
     both models cost the same per step, that is equal time on one machine state."""
     seconds = min(rival["seconds"], ours["seconds"])
     return {"seed": seed, "minutes": seconds / 60, "ours": loss_at(ours["curve"], seconds),
-            "ours_at_rival_steps": loss_at(ours["step_curve"], rival["steps"]),
+            "ours_at_rival_steps": loss_at(ours["curve"], rival["steps"] * ours["seconds_per_step"]),
             "ours_final": ours["final_loss"], "ours_minutes": ours["seconds"] / 60,
             "rival": rival["final_loss"], "rival_minutes": rival["seconds"] / 60, "rival_steps": rival["steps"]}
 
