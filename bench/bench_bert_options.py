@@ -33,6 +33,7 @@ VARIANTS = {
     "glu+relu2": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "relu2"],
     "relu2+qk_norm 2e-3": [*BEFORE, "--hidden_act", "relu2", "--qk_norm", "true"],
     "relu2+qk_norm": ["--value_residual", "false"],  # the default of 2026-12-03, morning
+    "geglu": ["--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "gelu"],  # ModernBERT's MLP, on the default
     # the recipe as it ships: since 2026-12-03 lr 1e-3, ReLU², QK-norm, value residual
     "default": [],
 }

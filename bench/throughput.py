@@ -12,7 +12,9 @@ The stock twin is what a user builds from transformers with the same sizes and i
 `GPT2LMHeadModel(GPT2Config(...))`: the same plus its 0.1 dropouts). Both train on the recipe's packed
 blocks with the recipe's collator and optimizer settings; rounds alternate between the models so load
 on the machine hits both alike, and the median round is reported. tokens/s counts every input token
-(Trainer's own count); MFU (on GPUs with a known peak) uses the same FLOPs per token for both.
+(Trainer's own count); MFU (on GPUs with a known peak) uses the same FLOPs per token for both. The
+matmul work of one training step of each, counted by torch's FlopCounterMode on one batch, is printed
+too: where the matmuls set the pace (a CPU), the tokens/s ratio cannot go much above its ratio.
 The data loader + collator alone is timed too, against what the GPU (or CPU) consumes. `--against rival`
 measures ours against the rival of bench/time_to_loss.py instead (`ModernBertForMaskedLM` /
 `LlamaForCausalLM` at the same dimensions), i.e. whether an equal-time comparison is an equal-step one.
@@ -79,6 +81,23 @@ def _sync():
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def matmul_flops_per_token(model, batch: dict) -> float:
+    """The matrix-multiply FLOPs of one training step (forward + backward) of `model` on `batch`, per input
+    token, as torch's FlopCounterMode counts them; attention runs its eager path here so that its matmuls
+    are counted too. On a compute-bound device two models' tokens/s cannot differ by much more than the
+    inverse ratio of these."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    implementation = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+    model.set_attn_implementation(implementation)
+    return counter.get_total_flops() / batch["input_ids"].numel()
 
 
 def loader_tokens_per_second(trainer, batches: int) -> float:
@@ -151,6 +170,10 @@ def main(argv=None):
     precision = "bf16" if train_args.bf16 else "fp16" if train_args.fp16 else "fp32"
     peak = hardware.peak_flops(precision)
     flops = flops_per_token(config, data_args.max_seq_length)
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    torch.manual_seed(0)  # one batch (the same masks) for both models
+    batch = {k: v.to(device) for k, v in collator([data[i] for i in range(min(8, len(data)))]).items()}
+    work = {name: matmul_flops_per_token(model.to(device), batch) for name, model in models.items()}
 
     timer = StepTimer(args.skip)
     results = {name: {"tokens_per_s": [], "peak_memory_bytes": None} for name in models}
@@ -180,6 +203,8 @@ def main(argv=None):
         "optim": str(train_args.optim), "ours_tok_s": round(ours, 1), "stock_tok_s": round(stock, 1),
         "ratio": round(ours / stock, 3), "rounds": {name: [round(x, 1) for x in r["tokens_per_s"]] for name, r in results.items()},
         "loader_tok_s": round(loader_rate, 1), "loader_over_ours": round(loader_rate / ours, 1),
+        "ours_matmul_flops_per_token": round(work["ours"]), "stock_matmul_flops_per_token": round(work["stock"]),
+        "work_ratio": round(work["stock"] / work["ours"], 3),
     }
     if peak:
         report.update(ours_mfu=round(ours * flops / peak, 4), stock_mfu=round(stock * flops / peak, 4))
@@ -197,6 +222,9 @@ def main(argv=None):
         print(f"{label:<6} {report['parameters'][name]:>12,} params  {rate:>10,.0f} tokens/s{mfu}{memory}")
     print(f"ratio  {report['ratio']:.2f}x   (data loader + collator alone: {loader_rate:,.0f} tokens/s, "
           f"{report['loader_over_ours']:.0f}x what ours consumes)")
+    print(f"matmul work per token, forward + backward (FlopCounterMode): ours {work['ours'] / 1e6:,.1f} MFLOP, "
+          f"{report['against'] if args.against == 'rival' else 'stock'} {work['stock'] / 1e6:,.1f} MFLOP: "
+          f"{report['work_ratio']:.2f}x ours (the ceiling of the ratio where the matmuls set the pace)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)

@@ -12,13 +12,13 @@ each sweep run given the same training time as ours (`--minutes`, default: our r
 
 Then the rival: the best architecture a user could pick from transformers at the same dimensions
 (`ModernBertForMaskedLM` for MLM, `LlamaForCausalLM` for CLM; gated MLPs as wide as keeps the parameter
-count), trained for the same minutes with our recipe's settings (batch, schedule, warmup, weight decay,
-masking rate) and its own learning rate picked by a sweep on the first seed; then ours and the rival at
-its best rate on every other seed (`--seeds`). A baseline's steps come from a short probe of its step time,
-so it may train a little less or more than ours; where less, ours is read off its curve at the baseline's
-time (our learning rate not yet decayed there), so a run that fell short is never compared with our end.
-The machine's speed can drift by a quarter within a session, so ours is also read at each rival's step
-count: where both cost the same per step, that is equal time on one machine state.
+count), trained with our recipe's settings (batch, schedule, warmup, weight decay, masking rate) and its
+own learning rate picked by a sweep on the first seed; then ours and the rival at its best rate on every
+other seed (`--seeds`). The machine's speed can drift by a quarter within a session, so the rival's budget
+is not a number of minutes timed hours apart: the two models' step times are measured interleaved on one
+machine state first (`throughput.py --against rival`), and the rival trains for as many steps as fit in
+our run's time at that relative speed. Its schedule ends at its last step; wall-clock minutes are printed
+as well.
 
 Every model is scored by `hfmicro evaluate`: the same validation windows and, for MLM, the same fixed
 masks at 15 %. Printed: the stock run's best final held-out loss, the training time our recipe needed to
@@ -161,9 +161,10 @@ EXAMPLE_SCRIPT = {"batch": 8, "scheduler": "linear", "scheduler_kwargs": {}, "wa
                   "beta2": 0.999, "mlm_probability": 0.15}
 
 
-def run_baseline(kind: str, objective: str, lr: float, seconds: float, training: dict, out: str, seed: int) -> dict:
-    """A transformers model trained by Trainer for about `seconds` with `training`'s settings: the step time
-    is measured on a few steps first, so the schedule ends exactly at the last step."""
+def run_baseline(kind: str, objective: str, lr: float, seconds: float | None, training: dict, out: str, seed: int,
+                 steps: int | None = None) -> dict:
+    """A transformers model trained by Trainer with `training`'s settings, for `steps` or about `seconds`
+    (then its step time is measured on a few steps first, so the schedule ends exactly at the last step)."""
     from throughput import StepTimer
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
@@ -187,9 +188,10 @@ def run_baseline(kind: str, objective: str, lr: float, seconds: float, training:
         return Trainer(model=baseline_model(kind, objective, tokenizer, seq, seed), args=args, train_dataset=train,
                        data_collator=collator, processing_class=tokenizer, callbacks=list(callbacks))
 
-    timer = StepTimer(skip=10)
-    trainer_for(60, os.path.join(out, "probe"), [timer.callback]).train()
-    steps = max(int(seconds * timer.tokens_per_second() / (training["batch"] * seq)), 1)
+    if steps is None:
+        timer = StepTimer(skip=10)
+        trainer_for(60, os.path.join(out, "probe"), [timer.callback]).train()
+        steps = max(int(seconds * timer.tokens_per_second() / (training["batch"] * seq)), 1)
     trainer = trainer_for(steps, out)
     start = time.perf_counter()
     trainer.train()
@@ -225,27 +227,42 @@ def loss_at(curve: list[tuple[float, float]], seconds: float) -> float | None:
     return None
 
 
-def sweep(kind: str, objective: str, lrs: list[float], seconds: float, training: dict, root: str, seed: int) -> list:
+def sweep(kind: str, objective: str, lrs: list[float], seconds: float | None, training: dict, root: str, seed: int,
+          steps: int | None = None) -> list:
     results = []
     for lr in lrs:
-        result = run_baseline(kind, objective, lr, seconds, training, os.path.join(root, f"{kind}-{lr:g}-seed{seed}"), seed)
+        result = run_baseline(kind, objective, lr, seconds, training, os.path.join(root, f"{kind}-{lr:g}-seed{seed}"),
+                              seed, steps)
         results.append(result)
         print(f"{result['model']} ({result['parameters']:,} parameters) lr {lr:g} seed {seed}: {result['steps']} steps, "
               f"{result['seconds'] / 60:.1f} min, held-out loss {result['final_loss']:.3f}", flush=True)
     return results
 
 
-def equal_time(seed: int, ours: dict, rival: dict) -> dict:
-    """Ours against a rival run at equal training time: the rival's steps come from a short probe, so it may
-    end up training a little less or more than ours; where less, ours is read off its curve at the
-    rival's time (with its learning rate not yet decayed there: this favours the rival). The machine's speed
-    can drift between runs, so ours is also read at the rival's step count (`ours_at_rival_steps`): where
-    both models cost the same per step, that is equal time on one machine state."""
-    seconds = min(rival["seconds"], ours["seconds"])
-    return {"seed": seed, "minutes": seconds / 60, "ours": loss_at(ours["curve"], seconds),
-            "ours_at_rival_steps": loss_at(ours["curve"], rival["steps"] * ours["seconds_per_step"]),
-            "ours_final": ours["final_loss"], "ours_minutes": ours["seconds"] / 60,
-            "rival": rival["final_loss"], "rival_minutes": rival["seconds"] / 60, "rival_steps": rival["steps"]}
+def relative_step_time(objective: str, extra: list[str]) -> float:
+    """The rival's time per step over ours (same batch), measured interleaved on one machine state:
+    throughput.py --against rival, median of 5 alternating rounds."""
+    import throughput
+
+    report = throughput.main(["--model", {"mlm": "microbert", "clm": "microgpt"}[objective], "--against", "rival",
+                              "--rounds", "5", "--steps", "20", *extra])
+    return report["ratio"]  # ours tokens/s over the rival's: its seconds per step over ours
+
+
+def rival_steps(ours: dict, budget: float, relative: float) -> int:
+    """The rival's steps in `budget` seconds of our run (timed by our run itself, at our seconds per step),
+    at `relative` = its step time over ours measured interleaved: independent of the machine's drift
+    between runs."""
+    return max(round(budget / ours["seconds_per_step"] / relative), 1)
+
+
+def equal_time(seed: int, ours: dict, rival: dict, budget: float) -> dict:
+    """Ours against a rival run of equal training time (its steps from rival_steps): ours at the end of
+    its run, or read off its curve at `budget` where that is shorter."""
+    seconds = min(budget, ours["seconds"])
+    return {"seed": seed, "ours": loss_at(ours["curve"], seconds), "ours_minutes": seconds / 60,
+            "ours_final": ours["final_loss"], "rival": rival["final_loss"], "rival_steps": rival["steps"],
+            "rival_wall_minutes": rival["seconds"] / 60}
 
 
 def main():
@@ -301,30 +318,32 @@ def compare(args, root: str) -> dict:
         report["repetition"] = {"ours": mine, "stock": repetition_of(best["folder"], max_new_tokens=mine["sample_tokens"])}
     if args.rival == "auto":
         kind = {"mlm": "modernbert", "clm": "llama"}[objective]
+        relative = relative_step_time(objective, args.extra)
+        print(f"the rival's step time over ours, interleaved: {relative:.3f}", flush=True)
         lrs = args.rival_lrs or [training["lr"] * f for f in (0.5, 1, 2)]
-        rivals = sweep(kind, objective, lrs, budget, training, root, seed0)
+        rivals = sweep(kind, objective, lrs, None, training, root, seed0, rival_steps(ours, budget, relative))
         rival = min(rivals, key=lambda r: r["final_loss"])
-        seeds = [equal_time(seed0, ours, rival)]
+        seeds = [equal_time(seed0, ours, rival, budget)]
         for seed in args.seeds[1:]:
             again = run_ours(objective, os.path.join(root, f"ours-seed{seed}"), [*args.extra, "--seed", str(seed)],
                              training)
             print(f"ours seed {seed}: {again['seconds'] / 60:.1f} min of training, held-out loss {again['final_loss']:.3f}",
                   flush=True)
-            theirs = sweep(kind, objective, [rival["lr"]], budget, training, root, seed)[0]
-            seeds.append(equal_time(seed, again, theirs))
+            seconds = args.minutes * 60 if args.minutes else again["seconds"]
+            theirs = sweep(kind, objective, [rival["lr"]], None, training, root, seed,
+                           rival_steps(again, seconds, relative))[0]
+            seeds.append(equal_time(seed, again, theirs, seconds))
         report["rival"] = {"model": rival["model"], "parameters": rival["parameters"], "best_lr": rival["lr"],
+                           "step_time_over_ours": relative,
                            "sweep": [{k: v for k, v in r.items() if k != "folder"} for r in rivals], "seeds": seeds,
-                           "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds),
-                           "ours_lower_at_equal_steps_on_every_seed": all(s["ours_at_rival_steps"] < s["rival"]
-                                                                          for s in seeds)}
+                           "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds)}
         if objective == "clm":
             report["repetition"]["rival"] = repetition_of(rival["folder"], max_new_tokens=mine["sample_tokens"])
-        print(f"held-out loss, ours (at the rival's minutes where it trained less) vs {rival['model']} "
-              f"(lr {rival['lr']:g}, our recipe's settings): "
-              + "; ".join(f"seed {s['seed']} {s['ours']:.3f} at {s['minutes']:.1f} min vs {s['rival']:.3f}"
-                          f" (ours at its {s['rival_steps']:,} steps: {s['ours_at_rival_steps']:.3f})" for s in seeds)
-              + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}, at equal steps too: "
-              + str(report["rival"]["ours_lower_at_equal_steps_on_every_seed"]))
+        print(f"held-out loss at equal training time, ours vs {rival['model']} (lr {rival['lr']:g}, our recipe's "
+              "settings): " + "; ".join(f"seed {s['seed']} {s['ours']:.3f} ({s['ours_minutes']:.1f} min) vs "
+                                         f"{s['rival']:.3f} ({s['rival_steps']:,} steps, {s['rival_wall_minutes']:.1f} "
+                                         "min wall clock)" for s in seeds)
+              + f" -> ours lower on every seed: {report['rival']['ours_lower_on_every_seed']}")
     for name, rep in report.get("repetition", {}).items():
         print(f"repetition ({name}, 20 samples of {rep['sample_tokens']} tokens): repeated 4-grams "
               f"{rep['repeated_4grams']:.1%}, distinct-2 {rep['distinct_2']:.2f}")
