@@ -211,6 +211,7 @@ def main(argv=None):
     if args.device == "cuda":
         report.update({f"{name}_peak_memory_gib": round(r["peak_memory_bytes"] / 2**30, 2) for name, r in results.items()})
 
+    other_name = "stock" if args.against == "stock" else report["against"]
     print(f"# {report['date']}  {report['machine']}  torch {report['torch']}  hfmicro {report['hfmicro']}")
     print(f"# {args.model} ({model_args.preset}, vocab {config.vocab_size}), batch {report['batch']} x seq {report['seq']}, {precision}, "
           f"attention {report['attn_implementation']}, compile {report['torch_compile']}, {report['optim']}; "
@@ -218,12 +219,12 @@ def main(argv=None):
     for name, rate in (("ours", ours), ("stock", stock)):
         mfu = f"  MFU {report[name + '_mfu']:.1%}" if peak else ""
         memory = f"  peak {report[name + '_peak_memory_gib']} GiB" if args.device == "cuda" else ""
-        label = name if name == "ours" or args.against == "stock" else report["against"]
+        label = "ours" if name == "ours" else other_name
         print(f"{label:<6} {report['parameters'][name]:>12,} params  {rate:>10,.0f} tokens/s{mfu}{memory}")
     print(f"ratio  {report['ratio']:.2f}x   (data loader + collator alone: {loader_rate:,.0f} tokens/s, "
           f"{report['loader_over_ours']:.0f}x what ours consumes)")
     print(f"matmul work per token, forward + backward (FlopCounterMode): ours {work['ours'] / 1e6:,.1f} MFLOP, "
-          f"{report['against'] if args.against == 'rival' else 'stock'} {work['stock'] / 1e6:,.1f} MFLOP: "
+          f"{other_name} {work['stock'] / 1e6:,.1f} MFLOP: "
           f"{report['work_ratio']:.2f}x ours (the ceiling of the ratio where the matmuls set the pace)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

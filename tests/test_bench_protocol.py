@@ -1,0 +1,35 @@
+"""The arithmetic of bench/time_to_loss.py's equal-time protocol (the benchmarks themselves are never timed in tests)."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+
+from time_to_loss import equal_time, loss_at, rival_steps  # noqa: E402
+
+CURVE = [(100.0, 5.0), (200.0, 4.0), (400.0, 3.8)]  # (seconds of training, held-out loss)
+OURS = {"seconds": 400.0, "seconds_per_step": 0.2, "curve": CURVE, "final_loss": 3.8}
+
+
+def test_rival_steps_follow_the_interleaved_step_time_not_the_wall_clock():
+    # our 2,000 steps took 400 s; a rival whose step costs 0.965x ours fits 2,073 steps in that time
+    assert rival_steps(OURS, 400.0, 0.965) == 2073
+    assert rival_steps(OURS, 400.0, 1.25) == 1600
+    assert rival_steps(OURS, 200.0, 1.0) == 1000  # --minutes shorter than our run
+    assert rival_steps(OURS, 0.01, 1.0) == 1
+
+
+def test_loss_at_interpolates_between_checkpoints():
+    assert loss_at(CURVE, 150.0) == pytest.approx(4.5)
+    assert loss_at(CURVE, 1000.0) == 3.8
+    assert loss_at(CURVE, 50.0) is None
+
+
+def test_equal_time_reads_ours_at_a_shorter_budget_and_at_the_end_otherwise():
+    rival = {"final_loss": 3.9, "steps": 1000, "seconds": 210.0}
+    short = equal_time(0, OURS, rival, 200.0)
+    assert short["ours"] == pytest.approx(4.0) and short["ours_final"] == 3.8 and short["rival"] == 3.9
+    assert short["ours_minutes"] == pytest.approx(200 / 60)
+    assert equal_time(1, OURS, rival, 500.0)["ours"] == 3.8
