@@ -18,9 +18,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-# the recipe until 2026-12-03 (GELU, no QK-norm, lr 2e-3), whatever it says now
-BEFORE = ["--hidden_act", "gelu", "--qk_norm", "false", "--learning_rate", "2e-3"]
+# the recipe until 2026-12-03 (GELU, no QK-norm or value residual, lr 2e-3), whatever it says now
+BEFORE = ["--hidden_act", "gelu", "--qk_norm", "false", "--value_residual", "false", "--learning_rate", "2e-3"]
 LR = ["--learning_rate", "1e-3"]
+# until the afternoon of 2026-12-03 the prediction head used the MLP's activation (ReLU² once the MLP took it)
+RELU2_HEAD = ["--head_act", "relu2"]
+# the default of the late morning of 2026-12-03: QK-norm, ReLU², value residual, lr 1e-3
+MORNING = [*LR, *RELU2_HEAD]
 
 VARIANTS = {
     "before": BEFORE,
@@ -29,12 +33,19 @@ VARIANTS = {
     "scaled init": [*BEFORE, *LR, "--residual_init", "scaled"],
     "zero init": [*BEFORE, *LR, "--residual_init", "zero"],
     "glu": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704"],
-    "relu2": [*BEFORE, *LR, "--hidden_act", "relu2"],
-    "glu+relu2": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "relu2"],
-    "relu2+qk_norm 2e-3": [*BEFORE, "--hidden_act", "relu2", "--qk_norm", "true"],
-    "relu2+qk_norm": ["--value_residual", "false"],  # the default of 2026-12-03, morning
-    "geglu": ["--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "gelu"],  # ModernBERT's MLP, on the default
-    # the recipe as it ships: since 2026-12-03 lr 1e-3, ReLU², QK-norm, value residual
+    "relu2": [*BEFORE, *LR, "--hidden_act", "relu2", *RELU2_HEAD],
+    "glu+relu2": [*BEFORE, *LR, "--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "relu2",
+                  *RELU2_HEAD],
+    "relu2+qk_norm 2e-3": [*BEFORE, "--hidden_act", "relu2", "--qk_norm", "true", *RELU2_HEAD],
+    "relu2+qk_norm": [*MORNING, "--value_residual", "false"],  # the default of 2026-12-03, morning
+    "value_residual": MORNING,  # the default from the late morning of 2026-12-03
+    "geglu": [*LR, "--mlp_type", "glu", "--intermediate_size", "704", "--hidden_act", "gelu"],  # ModernBERT's MLP
+    "lr 7e-4": ["--learning_rate", "7e-4", *RELU2_HEAD],
+    "lr 1.4e-3": ["--learning_rate", "1.4e-3", *RELU2_HEAD],
+    "lr 2e-3": ["--learning_rate", "2e-3", *RELU2_HEAD],
+    "gelu head": LR,
+    # the recipe as it ships: since the afternoon of 2026-12-03 lr 1.4e-3, ReLU² MLPs with a GELU prediction
+    # head, QK-norm, value residual
     "default": [],
 }
 

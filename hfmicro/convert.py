@@ -29,6 +29,8 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
                         "BertForMaskedLM")
     if cfg.decoder_bias is False:  # BERT's MLM head always has one
         _require_compatible(model, {"decoder_bias": None}, "BertForMaskedLM")
+    if cfg.head_act is not None:  # BERT's MLM head uses hidden_act
+        _require_compatible(model, {"head_act": cfg.hidden_act}, "BertForMaskedLM")
     stock_config = BertConfig(
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,

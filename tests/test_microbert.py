@@ -56,6 +56,25 @@ def test_to_stock_refuses_incompatible_options(option, value):
         to_stock(model)
 
 
+def test_head_act_sets_only_the_prediction_heads_activation():
+    model = tiny_model("microbert", hidden_act="relu2", head_act="gelu")
+    plain = tiny_model("microbert", hidden_act="relu2")
+    assert type(plain.head.act) is type(model.model.layers[0].mlp.act) is type(plain.model.layers[0].mlp.act)
+    assert type(model.head.act).__name__ == "GELUActivation" != type(plain.head.act).__name__
+    model.load_state_dict(plain.state_dict())  # no new weights: only the head's nonlinearity differs
+    x = random_batch()
+    with torch.no_grad():
+        hidden = plain.model(x).last_hidden_state
+        torch.testing.assert_close(model(x).logits, plain.decoder(plain.head.norm(
+            torch.nn.functional.gelu(plain.head.dense(hidden)))))
+    with pytest.raises(Exception, match="head_act"):
+        tiny_model("microbert", head_act="swishy")
+    # stock BERT's head uses hidden_act: a head_act equal to it converts, any other is refused
+    assert type(to_stock(tiny_model("microbert", head_act="gelu"))).__name__ == "BertForMaskedLM"
+    with pytest.raises(ValueError, match="head_act"):
+        to_stock(tiny_model("microbert", head_act="relu"))
+
+
 def test_post_ln_default_and_pre_ln_option_differ_in_structure():
     post, pre = tiny_model("microbert"), tiny_model("microbert", pre_norm=True)
     assert isinstance(post.model.final_norm, torch.nn.Identity)

@@ -48,6 +48,9 @@ class ModelArguments:
     hidden_act: str | None = field(
         default=None, metadata={"help": "MLP activation (a transformers ACT2FN key: gelu, gelu_new, relu2, silu, ...)."}
     )
+    head_act: str | None = field(
+        default=None, metadata={"help": "MicroBERT: activation of the MLM prediction head (default: hidden_act)."}
+    )
     hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
     attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
     position_embedding_type: str | None = field(

@@ -26,6 +26,7 @@ class MicroBertConfig(PreTrainedConfig):
         num_attention_heads: attention heads; must divide `hidden_size`.
         intermediate_size: MLP width (for `mlp_type="glu"`, the width of each of the two branches).
         hidden_act: MLP activation, any key of `transformers.activations.ACT2FN`.
+        head_act: activation of the MLM prediction head (dense -> act -> norm); None = `hidden_act`.
         hidden_dropout_prob: dropout on embeddings and on each residual branch.
         attention_probs_dropout_prob: dropout on attention probabilities.
         max_position_embeddings: longest sequence (learned absolute positions).
@@ -60,6 +61,7 @@ class MicroBertConfig(PreTrainedConfig):
     num_attention_heads: int = 12
     intermediate_size: int = 3072
     hidden_act: str = "gelu"
+    head_act: str | None = None
     hidden_dropout_prob: float | int = 0.1
     attention_probs_dropout_prob: float | int = 0.1
     max_position_embeddings: int = 512
@@ -104,6 +106,8 @@ class MicroBertConfig(PreTrainedConfig):
                 raise ValueError(f"{name}.{field} must be in [0, 1), got {value!r}")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"{name}.hidden_act={self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}")
+        if self.head_act is not None and self.head_act not in ACT2FN:
+            raise ValueError(f"{name}.head_act={self.head_act!r} is unknown; use one of {sorted(ACT2FN)}")
         if self.position_embedding_type == "rotary" and (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError(f"{name}.position_embedding_type='rotary' needs an even head size "
                              f"(hidden_size / num_attention_heads = {self.hidden_size // self.num_attention_heads})")

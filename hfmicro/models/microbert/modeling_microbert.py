@@ -276,7 +276,7 @@ class MicroBertPredictionHead(nn.Module):
     def __init__(self, config: MicroBertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=config.use_bias)
-        self.act = ACT2FN[config.hidden_act]
+        self.act = ACT2FN[config.head_act or config.hidden_act]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.use_bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
