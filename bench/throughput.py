@@ -170,7 +170,7 @@ def main(argv=None):
     precision = "bf16" if train_args.bf16 else "fp16" if train_args.fp16 else "fp32"
     peak = hardware.peak_flops(precision)
     flops = flops_per_token(config, data_args.max_seq_length)
-    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    device = torch.device(args.device)
     torch.manual_seed(0)  # one batch (the same masks) for both models
     batch = {k: v.to(device) for k, v in collator([data[i] for i in range(min(8, len(data)))]).items()}
     work = {name: matmul_flops_per_token(model.to(device), batch) for name, model in models.items()}
