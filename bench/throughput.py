@@ -143,11 +143,12 @@ def main(argv=None):
     restore_cpu_threads()
     objective, recipe = RECIPES[args.model]
     out = tempfile.mkdtemp(prefix="hfmicro-throughput-")
+    # the recipe's fields first: the timed window's own settings come last and win over any of them
     model_args, data_args, train_args = parse_recipe([
-        "--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", out, "--report_to", "none",
+        "--config", os.path.join(ROOT, "recipes", recipe), *recipe_fields, "--output_dir", out, "--report_to", "none",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000000", "--disable_tqdm", "true",
         "--load_best_model_at_end", "false", "--max_steps", str(args.skip + args.steps), "--lr_scheduler_type",
-        "constant", "--warmup_steps", "0", "--use_cpu", str(args.device == "cpu").lower(), *recipe_fields])
+        "constant", "--warmup_steps", "0", "--use_cpu", str(args.device == "cpu").lower()])
     tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
     config = _model_config(model_args, data_args, tokenizer, objective)
     if args.vocab_size:
@@ -176,7 +177,7 @@ def main(argv=None):
     work = {name: matmul_flops_per_token(model.to(device), batch) for name, model in models.items()}
 
     timer = StepTimer(args.skip)
-    results = {name: {"tokens_per_s": [], "peak_memory_bytes": None} for name in models}
+    results = {name: {"tokens_per_s": [], "peak_memory_bytes": None, "steps": None} for name in models}
     loader_rate = None
     for _ in range(args.rounds):
         for name, model in models.items():
@@ -188,6 +189,7 @@ def main(argv=None):
                 torch.cuda.reset_peak_memory_stats()
             trainer.train()
             results[name]["tokens_per_s"].append(timer.tokens_per_second())
+            results[name]["steps"] = trainer.state.global_step
             if args.device == "cuda":
                 results[name]["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
 
@@ -202,6 +204,7 @@ def main(argv=None):
         "attn_implementation": args.attn, "vocab_size": config.vocab_size, "torch_compile": train_args.torch_compile,
         "optim": str(train_args.optim), "ours_tok_s": round(ours, 1), "stock_tok_s": round(stock, 1),
         "ratio": round(ours / stock, 3), "rounds": {name: [round(x, 1) for x in r["tokens_per_s"]] for name, r in results.items()},
+        "steps_per_round": {name: r["steps"] for name, r in results.items()},
         "loader_tok_s": round(loader_rate, 1), "loader_over_ours": round(loader_rate / ours, 1),
         "ours_matmul_flops_per_token": round(work["ours"]), "stock_matmul_flops_per_token": round(work["stock"]),
         "work_ratio": round(work["stock"] / work["ours"], 3),

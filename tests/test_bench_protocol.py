@@ -1,5 +1,7 @@
-"""The arithmetic of bench/time_to_loss.py's equal-time protocol (the benchmarks themselves are never timed in tests)."""
+"""The arithmetic of bench/time_to_loss.py's equal-time protocol, and bench/throughput.py's protocol on a toy
+model (the benchmarks themselves are never timed in tests)."""
 
+import json
 import os
 import sys
 
@@ -33,3 +35,18 @@ def test_equal_time_reads_ours_at_a_shorter_budget_and_at_the_end_otherwise():
     assert short["ours"] == pytest.approx(4.0) and short["ours_final"] == 3.8 and short["rival"] == 3.9
     assert short["ours_minutes"] == pytest.approx(200 / 60)
     assert equal_time(1, OURS, rival, 500.0)["ours"] == 3.8
+
+
+def test_throughput_trains_its_own_step_count_whatever_recipe_flags_follow(tmp_path):
+    # time_to_loss.py hands its recipe flags (a --max_steps among them) to throughput.py: each round must still
+    # train --skip + --steps steps, so the timed window is the one asked for
+    import throughput
+
+    report = throughput.main(["--model", "microgpt", "--rounds", "1", "--steps", "2", "--skip", "1", "--json",
+                              str(tmp_path / "t.json"), "--", "--preset", "microgpt-toy", "--max_steps", "300",
+                              "--per_device_train_batch_size", "2"])
+    assert report["steps_per_round"] == {"ours": 3, "stock": 3}
+    assert report["preset"] == "microgpt-toy" and report["batch"] == 2
+    assert report["ours_tok_s"] > 0 and report["stock_tok_s"] > 0 and report["ratio"] > 0
+    with open(tmp_path / "t.json", encoding="utf-8") as f:
+        assert json.load(f)["ratio"] == report["ratio"]
