@@ -259,7 +259,9 @@ def test_one_writer_per_output_dir(tmp_path):
         while not os.path.exists(os.path.join(out, ".hfmicro-run.lock")):
             assert first.poll() is None and time.time() < deadline
             time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)  # alive and holding the lock, but off the 2 cores the second needs
         second = subprocess.run(command("mlm", out), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        first.send_signal(signal.SIGCONT)
         assert second.returncode == 2
         message = second.stderr.strip().splitlines()[-1]
         assert f"is in use by pid {first.pid}" in message and "Traceback" not in second.stderr

@@ -97,27 +97,34 @@ def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsy
     assert not (tmp_path / "cache").exists()  # refused before any data was read
 
 
-def test_bad_config_fails_before_training_with_one_line(tmp_path):
-    """Through the real command: exit code 2, one error line, no traceback, nothing trained."""
-    out = tmp_path / "out"
+def test_bad_config_fails_before_training_with_one_line(tmp_path, capsys, monkeypatch):
+    """Exit code 2, one error line, no traceback, nothing read or trained: once through the real command,
+    the other cases through the same entry point in this process."""
+    from hfmicro.training.run import pretrain
+
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+    out, recipe = tmp_path / "out", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml")]
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *recipe,
+                             "--dataset", str(tmp_path / "missing.txt"), "--output_dir", str(out), "--max_steps", "40"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hfmicro: error: ") and "missing.txt" in last  # the one form everywhere
+    assert not os.path.exists(out / "model.safetensors")
     cases = [
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--hidden_size", "33"],
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--dataset", str(tmp_path / "missing.txt")],
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--streaming", "true"],
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--preset", "microgpt-toy"],
-        # a MicroGPT-only option on MicroBERT was accepted and ignored
-        ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--num_experts", "4"],
+        (["--hidden_size", "33"], "hidden_size"),
+        (["--streaming", "true", "--max_steps", "-1"], "max_steps"),
+        (["--preset", "microgpt-toy"], "microgpt"),
+        (["--num_experts", "4"], "num_experts: microbert has no such option"),  # a MicroGPT-only option was ignored
     ]
-    expected = ["hidden_size", "missing.txt", "max_steps", "microgpt", "num_experts: microbert has no such option"]
-    for argv, word in zip(cases, expected):
-        result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *argv,
-                                 "--output_dir", str(out), "--max_steps", "-1" if word == "max_steps" else "40"],
-                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
-        assert result.returncode == 2, result.stderr[-2000:]
-        assert "Traceback" not in result.stderr
-        assert word in result.stderr.strip().splitlines()[-1]
-        assert result.stderr.strip().splitlines()[-1].startswith("hfmicro: error: ")  # the one form everywhere
+    for argv, word in cases:
+        assert pretrain("mlm", [*recipe, "--output_dir", str(out), "--max_steps", "40", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("hfmicro: error: ") and word in err[-1], (argv, err[-3:])
+        assert "Traceback" not in "\n".join(err)
         assert not os.path.exists(out / "model.safetensors")
+    assert not (tmp_path / "cache").exists()  # refused before any data was read
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
