@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.4",
-        "transformers>=5.0,<6",
+        "transformers>=5.4,<6",  # 5.0-5.3: configs are not dataclasses yet, which @strict needs
         "datasets>=4.0",
         "tokenizers>=0.22",
         "accelerate>=1.0",

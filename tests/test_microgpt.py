@@ -26,6 +26,23 @@ def greedy(model, input_ids, **kwargs):
     return model.generate(input_ids, generation_config=config, **kwargs)
 
 
+@pytest.mark.parametrize("name", ["past_key_values", "cache"])
+def test_the_kv_cache_is_taken_under_either_name(name):
+    # transformers up to 5.23 hands the cache to forward as `past_key_values`, 5.24 on as `cache`: a checkpoint's
+    # modeling file meets both, or generation silently restarts at position 0 every step
+    from transformers import DynamicCache
+
+    model = tiny_model("microgpt")
+    ids = random_batch(batch=2, seq=8)
+    with torch.no_grad():
+        full = model(ids).logits[:, -1]
+        cache = DynamicCache(config=model.config)
+        model(ids[:, :-1], use_cache=True, **{name: cache})
+        assert cache.get_seq_length() == 7
+        step = model(ids[:, -1:], use_cache=True, **{name: cache}).logits[:, -1]
+    torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])
 @pytest.mark.parametrize("variant", [{}, SPEEDRUN], ids=["default", "speedrun"])
 def test_greedy_generation_cached_equals_uncached(impl, variant):

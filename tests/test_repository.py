@@ -15,3 +15,10 @@ def test_ci_runs_the_readme_test_command():
 
 def test_tokenizers_folder_is_not_a_package():
     assert not os.path.exists(os.path.join(ROOT, "tokenizers", "__init__.py"))  # it would shadow `tokenizers`
+
+
+def test_the_model_card_names_the_transformers_floor_that_setup_requires():
+    from hfmicro.training.card import TRANSFORMERS_FLOOR
+
+    with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
+        assert f'"transformers>={TRANSFORMERS_FLOOR},<6"' in f.read()

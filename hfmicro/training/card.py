@@ -12,6 +12,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..models import count_parameters
 from .hardware import cpu_name
 
+# the oldest transformers the modeling files run on (setup.py requires it too)
+TRANSFORMERS_FLOOR = "5.4"
+
 
 def card_data(name: str, model, plan, report: dict) -> ModelCardData:
     """The card's metadata, as the Hub reads it: task, tags, the training dataset (when it is a Hub
@@ -82,8 +85,8 @@ def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dic
 # {name}
 
 A {model.config.model_type} model pre-trained from scratch with hfmicro
-({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers
-(`trust_remote_code=True` runs the modeling file stored next to the weights) or with hfmicro installed.
+({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers {TRANSFORMERS_FLOOR} or
+newer (`trust_remote_code=True` runs the modeling file stored next to the weights) or with hfmicro installed.
 
 | | |
 |---|---|

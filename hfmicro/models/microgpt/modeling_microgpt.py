@@ -23,11 +23,16 @@ from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel, slice_logits_to_keep
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_microgpt import MicroGPTConfig
+
+# The KV cache's name in forward()'s arguments, the outputs and the mask functions: `past_key_values` up to
+# transformers 5.23, `cache` from 5.24 on (whose generate() reads and passes only that one). This file ships with
+# every checkpoint, so it meets both.
+CACHE = "cache" if "cache" in MoeModelOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 def eager_attention_forward(
@@ -212,7 +217,7 @@ class MicroGPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "transformer"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MicroGPTBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -284,6 +289,8 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
         # output_hidden_states / output_attentions / output_router_logits are served by @capture_outputs
         for key in ("output_hidden_states", "output_attentions", "output_router_logits"):
             kwargs.pop(key, None)
+        if "cache" in kwargs:  # the cache's name from transformers 5.24 on (before: past_key_values)
+            past_key_values = kwargs.pop("cache")
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MicroGPTModel needs exactly one of input_ids or inputs_embeds")
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
@@ -315,15 +322,13 @@ class MicroGPTModel(MicroGPTPreTrainedModel):
             config=self.config,
             inputs_embeds=hidden_states,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
             position_ids=position_ids,
+            **{CACHE: past_key_values},
         )
         for block in self.h:
             hidden_states = block(hidden_states, mask, past_key_values, rotary, **kwargs)  # (B, T, C)
         hidden_states = self.ln_f(hidden_states)
-        return MoeModelOutputWithPast(
-            last_hidden_state=hidden_states, past_key_values=past_key_values if use_cache else None
-        )
+        return MoeModelOutputWithPast(last_hidden_state=hidden_states, **{CACHE: past_key_values if use_cache else None})
 
 
 class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
@@ -357,6 +362,8 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
         # Trainer passes num_items_in_batch (tokens scored in the whole accumulated batch); the loss is
         # then a sum divided by it, so gradient accumulation gives the same gradient as one big batch.
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        if "cache" in kwargs:  # transformers >= 5.24
+            past_key_values = kwargs.pop("cache")
         if self.config.num_experts:
             kwargs["output_router_logits"] = True  # the load-balancing loss needs them
         outputs = self.transformer(
@@ -368,7 +375,9 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             **kwargs,
         )
-        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        # transformers' slice_logits_to_keep, which 5.21 and earlier lack: an int keeps the last ones (0: all)
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        hidden_states = outputs.last_hidden_state[:, keep, :]
         logits = self.lm_head(hidden_states)  # (B, T, V)
 
         loss = aux_loss = None
@@ -390,10 +399,10 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
             loss=loss,
             aux_loss=aux_loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             router_logits=outputs.router_logits,
+            **{CACHE: outputs.get(CACHE)},
         )
 
 
