@@ -35,14 +35,31 @@ def test_builtin_is_large_deterministic_and_split():
     assert sorted(train + validation) == sorted(builtin_documents())
     assert all(">>>" not in doc for doc in train)  # prose, not doctest sessions
 
-    # same corpus in a fresh interpreter that imported nothing else (this one has transformers loaded)
+    # same corpus made in a fresh interpreter that imported nothing else (this one has transformers loaded,
+    # and may have read its corpus from the cache)
     standalone = (
         "import importlib.util; spec = importlib.util.spec_from_file_location('b', 'hfmicro/data/builtin.py'); "
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(m.builtin_fingerprint())"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "print(m.fingerprint_of(m.generate_documents()))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", standalone], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == builtin_fingerprint()
+
+
+def test_the_builtin_corpus_is_made_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    from hfmicro.data import builtin
+
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path))
+    builtin.builtin_documents.cache_clear()
+    try:
+        made = builtin.builtin_documents()
+        assert len(list((tmp_path / "builtin").glob("corpus-*.json"))) == 1
+        builtin.builtin_documents.cache_clear()
+        monkeypatch.setattr(builtin, "generate_documents", lambda: pytest.fail("made again"))
+        assert builtin.builtin_documents() == made
+    finally:
+        builtin.builtin_documents.cache_clear()
 
 
 def write_formats(folder) -> dict[str, str]:

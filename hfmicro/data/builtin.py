@@ -11,6 +11,8 @@ import functools
 import hashlib
 import importlib
 import inspect
+import json
+import os
 import pkgutil
 import re
 import sys
@@ -111,9 +113,9 @@ def _docstrings(module) -> list[str]:
     return docs
 
 
-@functools.cache
-def builtin_documents() -> tuple[str, ...]:
-    """All documents of the built-in corpus, in a fixed order (topics by name, then modules by name)."""
+def generate_documents() -> tuple[str, ...]:
+    """All documents of the built-in corpus, in a fixed order (topics by name, then modules by name),
+    made from this Python's own files: it imports the whole standard library (seconds)."""
     from pydoc_data.topics import topics
 
     raw = [topics[key] for key in sorted(topics)]
@@ -130,12 +132,47 @@ def builtin_documents() -> tuple[str, ...]:
     return tuple(documents)
 
 
-def builtin_fingerprint() -> str:
-    """Changes exactly when the corpus text does (another Python version may change it)."""
+def _stored_path() -> str:
+    """Where generate_documents()' result is kept for this interpreter and this file's code."""
+    from .cache import cache_root
+
+    with open(__file__, "rb") as f:
+        code = f.read()
+    key = hashlib.sha256(repr((sys.version, sys.platform, sys.executable)).encode("utf-8") + code).hexdigest()[:16]
+    return os.path.join(cache_root(), "builtin", f"corpus-{key}.json")
+
+
+@functools.cache
+def builtin_documents() -> tuple[str, ...]:
+    """generate_documents(), made once per interpreter and then read from the cache (every launch of a
+    builtin run needs the text: its fingerprint, the demo sentences, the probe set)."""
+    from ..atomic import write_json_atomic
+
+    path = _stored_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return tuple(json.load(f))
+    except (OSError, ValueError):
+        pass
+    documents = generate_documents()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_json_atomic(path, list(documents), indent=None)
+    except OSError:
+        pass  # an unwritable cache: generated again next time
+    return documents
+
+
+def fingerprint_of(documents) -> str:
     digest = hashlib.sha256()
-    for document in builtin_documents():
+    for document in documents:
         digest.update(document.encode("utf-8") + b"\0")
     return digest.hexdigest()[:16]
+
+
+def builtin_fingerprint() -> str:
+    """Changes exactly when the corpus text does (another Python version may change it)."""
+    return fingerprint_of(builtin_documents())
 
 
 def in_hash_validation(text: str, per_mille: float) -> bool:
