@@ -17,6 +17,11 @@ OUT="${1:-bench/gpu-results/$(date +%Y-%m-%d)}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+# fail in seconds, naming what is missing, rather than seven times over
+python -c "import torch, transformers, datasets, evaluate, accelerate, hfmicro.training.run
+assert torch.cuda.is_available(), 'torch sees no GPU (a CPU build of torch?)'
+print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__)" \
+  | tee -a "$OUT/gpu.txt"
 
 run() {  # name, then throughput.py arguments
   local name=$1; shift
