@@ -81,7 +81,9 @@ def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_proba
     per_sequence, fixed = two - one, 2 * one - two
     if gradient_checkpointing:
         layer = per_sequence / config.num_hidden_layers  # one layer is recomputed at a time during backward
-        model.gradient_checkpointing_enable()
+        # activation_checkpointing_enable from transformers 5.23 on; before, only its older name
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
         one, two = per_batch(1), per_batch(2)
         per_sequence, fixed = two - one + layer, 2 * one - two
     return {"per_sequence": per_sequence, "fixed": max(fixed, 0), "total": per_sequence * batch + max(fixed, 0)}

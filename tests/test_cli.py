@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -300,7 +301,10 @@ def test_estimate_activations_scale_with_the_batch_and_shrink_with_checkpointing
     assert per_sequence > 0 and double["activation_bytes_per_sequence"] == per_sequence
     assert double["memory_bytes"]["activations"] - small["memory_bytes"]["activations"] == pytest.approx(16 * per_sequence)
     wide = ["--gpu", "cpu", "--hidden_size", "256", "--intermediate_size", "1024", "--num_hidden_layers", "6"]
-    checkpointed = estimate_json(capsys, *wide, "--gradient_checkpointing", "true")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checkpointed = estimate_json(capsys, *wide, "--gradient_checkpointing", "true")
+    assert not [w for w in caught if "checkpointing_enable" in str(w.message)]  # not through a deprecated alias
     plain = estimate_json(capsys, *wide)
     assert checkpointed["memory_bytes"]["activations"] < 0.6 * plain["memory_bytes"]["activations"]
     eight = estimate_json(capsys, "--gpu", "h100", "--num_gpus", "8", "--gradient_accumulation_steps", "2")
