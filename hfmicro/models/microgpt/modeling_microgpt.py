@@ -362,8 +362,6 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
         # Trainer passes num_items_in_batch (tokens scored in the whole accumulated batch); the loss is
         # then a sum divided by it, so gradient accumulation gives the same gradient as one big batch.
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        if "cache" in kwargs:  # transformers >= 5.24
-            past_key_values = kwargs.pop("cache")
         if self.config.num_experts:
             kwargs["output_router_logits"] = True  # the load-balancing loss needs them
         outputs = self.transformer(
