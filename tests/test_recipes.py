@@ -83,25 +83,30 @@ def test_yaml_values_take_the_type_of_their_field(tmp_path):
         parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out")])
 
 
-def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+def refusal_line(capsys, argv: list[str]) -> str:
+    """The MLM recipe's entry point, in this process, refuses `argv` with exit code 2 and no traceback: its
+    last line on stderr."""
     from hfmicro.training.run import pretrain
 
+    assert pretrain("mlm", argv) == 2, argv
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("hfmicro: error: ") and "Traceback" not in "\n".join(err), (argv, err[-3:])
+    return err[-1]
+
+
+def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
     recipe = tmp_path / "r.yaml"
     for line, field in [("use_bias: 3", "use_bias"), ("hidden_size: 25.5", "hidden_size"),
                         ("residual_init: xavier", "residual_init")]:
         recipe.write_text(f"preset: microbert-toy\n{line}\n")
-        assert pretrain("mlm", ["--config", str(recipe), "--output_dir", str(tmp_path / "out")]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("hfmicro: error: ") and field in err[-1] and "Traceback" not in "\n".join(err)
+        assert field in refusal_line(capsys, ["--config", str(recipe), "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "cache").exists()  # refused before any data was read
 
 
 def test_bad_config_fails_before_training_with_one_line(tmp_path, capsys, monkeypatch):
     """Exit code 2, one error line, no traceback, nothing read or trained: once through the real command,
     the other cases through the same entry point in this process."""
-    from hfmicro.training.run import pretrain
-
     monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
     out, recipe = tmp_path / "out", ["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml")]
     result = subprocess.run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), *recipe,
@@ -119,10 +124,7 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path, capsys, monkey
         (["--num_experts", "4"], "num_experts: microbert has no such option"),  # a MicroGPT-only option was ignored
     ]
     for argv, word in cases:
-        assert pretrain("mlm", [*recipe, "--output_dir", str(out), "--max_steps", "40", *argv]) == 2, argv
-        err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("hfmicro: error: ") and word in err[-1], (argv, err[-3:])
-        assert "Traceback" not in "\n".join(err)
+        assert word in refusal_line(capsys, [*recipe, "--output_dir", str(out), "--max_steps", "40", *argv])
         assert not os.path.exists(out / "model.safetensors")
     assert not (tmp_path / "cache").exists()  # refused before any data was read
 
