@@ -51,14 +51,15 @@ VARIANTS = [  # the stock-compatible defaults and the opt-in training options
     {},
     {"use_bias": False, "mlp_type": "glu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
 ]
+UNTIED = {"tie_word_embeddings": False}  # an output head of its own
 
 
 def ids(variant):
-    return "default" if not variant else "options"
+    return "default" if not variant else "untied" if variant == UNTIED else "options"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("variant", VARIANTS, ids=ids)
+@pytest.mark.parametrize("variant", [*VARIANTS, UNTIED], ids=ids)
 def test_save_load_round_trip(tmp_path, family, variant):
     if family == "microbert" and variant:
         variant = variant | {"pre_norm": True, "type_vocab_size": 0, "position_embedding_type": "rotary"}
@@ -77,7 +78,8 @@ def test_save_load_round_trip(tmp_path, family, variant):
     with safe_open(tmp_path / "model.safetensors", "pt") as f:
         saved = set(f.keys())
     tied_target = "decoder.weight" if family == "microbert" else "lm_head.weight"
-    assert tied_target not in saved  # tied weights are stored once
+    tied = model.config.tie_word_embeddings
+    assert (tied_target in saved) != tied  # tied weights are stored once; an untied head is stored
     expected = {n for n, _ in model.named_parameters()}  # named_parameters() lists shared tensors once
     assert saved == expected
 
@@ -88,7 +90,7 @@ def test_save_load_round_trip(tmp_path, family, variant):
     for (name, p), (_, q) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(p, q), name  # loading must not re-initialise anything
     out_emb, in_emb = loaded.get_output_embeddings().weight, loaded.get_input_embeddings().weight
-    assert out_emb.data_ptr() == in_emb.data_ptr()  # still tied after loading
+    assert (out_emb.data_ptr() == in_emb.data_ptr()) == tied  # still tied (or not) after loading
     with torch.no_grad():
         after = loaded.eval()(x).logits
     torch.testing.assert_close(after, before, atol=1e-5, rtol=0)

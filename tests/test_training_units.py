@@ -145,6 +145,36 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     assert all(torch.equal(best_weights[k], final_weights[k]) for k in final_weights)
 
 
+@pytest.mark.parametrize("objective,recipe", [("mlm", "microbert-debug.yaml"), ("clm", "microgpt-debug.yaml")])
+def test_loading_the_best_checkpoint_reports_no_missing_tied_head(objective, recipe, tmp_path, capsys):
+    """The tied output head is never saved on its own; Trainer's reload of the best checkpoint (and of the
+    checkpoint a run resumes from) must tie it again, not warn that it is missing."""
+    import logging
+
+    from hfmicro.training.run import pretrain
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    records = Records()
+    logging.getLogger("transformers").addHandler(records)  # its own handler writes to the stderr of import time
+    out = tmp_path / "run"
+    common = ["--config", os.path.join(ROOT, "recipes", recipe), "--output_dir", str(out), "--eval_steps", "2",
+              "--save_steps", "2", "--eval_on_start", "false"]
+    try:
+        assert pretrain(objective, [*common, "--max_steps", "2"]) == 0
+        assert pretrain(objective, [*common, "--max_steps", "4"]) == 0  # resumes from checkpoint-2, reloads the best
+    finally:
+        logging.getLogger("transformers").removeHandler(records)
+    assert f"resuming from {out}/checkpoint-2" in capsys.readouterr().out
+    assert not [m for m in records.messages if "missing keys" in m]
+
+
 def test_tokens_per_second_reaches_tensorboard(tmp_path):
     """Throughput is logged through Trainer.log, so the integrations (TensorBoard, trackio...) get it."""
     import glob

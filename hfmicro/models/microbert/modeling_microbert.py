@@ -292,6 +292,9 @@ class MicroBertForMaskedLM(MicroBertPreTrainedModel):
         self.head = MicroBertPredictionHead(config)
         decoder_bias = config.use_bias if config.decoder_bias is None else config.decoder_bias
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=decoder_bias)
+        # a tied head is never saved on its own: Trainer, reloading a checkpoint (resume, best model) with
+        # strict=False, ties it again when the missing keys are exactly these, and warns otherwise
+        self._keys_to_ignore_on_save = {"decoder.weight"} if config.tie_word_embeddings else None
         self.post_init()
 
     def get_output_embeddings(self):

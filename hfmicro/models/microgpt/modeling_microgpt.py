@@ -338,6 +338,9 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.transformer = MicroGPTModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        # a tied head is never saved on its own: Trainer, reloading a checkpoint (resume, best model) with
+        # strict=False, ties it again when the missing keys are exactly these, and warns otherwise
+        self._keys_to_ignore_on_save = {"lm_head.weight"} if config.tie_word_embeddings else None
         self.post_init()
 
     def get_output_embeddings(self):
