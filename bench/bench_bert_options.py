@@ -26,6 +26,13 @@ RELU2_HEAD = ["--head_act", "relu2"]
 # the default of the late morning of 2026-12-03: QK-norm, ReLU², value residual, lr 1e-3
 MORNING = [*LR, *RELU2_HEAD]
 
+# the users' microbert-8l-256d preset with the options its recipes shipped with until 2026-12-03 (pre-LN, rotary,
+# no biases or dropout), then with those the default's preset (microbert-4l-256d) has on top
+EIGHT_LAYERS = ["--preset", "microbert-8l-256d", "--pre_norm", "true", "--position_embedding_type", "rotary",
+                "--use_bias", "false", "--hidden_dropout_prob", "0", "--attention_probs_dropout_prob", "0",
+                "--type_vocab_size", "0"]
+DEFAULT_OPTIONS = ["--qk_norm", "true", "--hidden_act", "relu2", "--head_act", "gelu", "--value_residual", "true"]
+
 VARIANTS = {
     "before": BEFORE,
     "lr 1e-3": [*BEFORE, *LR],
@@ -47,6 +54,11 @@ VARIANTS = {
     # the recipe as it ships: since the afternoon of 2026-12-03 lr 1.4e-3, ReLU² MLPs with a GELU prediction
     # head, QK-norm, value residual
     "default": [],
+    # the users' 8-layer MicroBERT at this recipe's batch, sequence length and steps: as its recipes shipped
+    # (lr 1e-3), then with the default's options at that rate and at the default's 1.4e-3
+    "8l shipped": [*EIGHT_LAYERS, "--learning_rate", "1e-3"],
+    "8l options": [*EIGHT_LAYERS, *DEFAULT_OPTIONS, "--learning_rate", "1e-3"],
+    "8l options 1.4e-3": [*EIGHT_LAYERS, *DEFAULT_OPTIONS],
 }
 
 
