@@ -69,6 +69,7 @@ def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_proba
     """Activation memory of a training step at `batch` x `seq_len`: per sequence and batch-independent."""
     import torch
 
+    from .models import enable_activation_checkpointing
     from .presets import build_model
 
     model = build_model(config)
@@ -81,9 +82,7 @@ def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_proba
     per_sequence, fixed = two - one, 2 * one - two
     if gradient_checkpointing:
         layer = per_sequence / config.num_hidden_layers  # one layer is recomputed at a time during backward
-        # activation_checkpointing_enable from transformers 5.23 on; before, only its older name
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable()
+        enable_activation_checkpointing(model)
         one, two = per_batch(1), per_batch(2)
         per_sequence, fixed = two - one + layer, 2 * one - two
     return {"per_sequence": per_sequence, "fixed": max(fixed, 0), "total": per_sequence * batch + max(fixed, 0)}

@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 
 import hfmicro
 from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+from hfmicro.models import enable_activation_checkpointing
 
 VOCAB = 400  # the conftest tokenizers' size
 
@@ -196,8 +197,7 @@ def test_gradient_checkpointing_gives_same_gradients(family):
     def grads(checkpointing):
         model = tiny_model(family, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
         if checkpointing:
-            # activation_checkpointing_enable from transformers 5.23 on (setup.py allows 5.4)
-            (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+            enable_activation_checkpointing(model)
             assert all(layer.gradient_checkpointing for layer in model.base_model.modules()
                        if hasattr(layer, "_gradient_checkpointing_func"))
         x = random_batch()

@@ -33,6 +33,12 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "active": active}
 
 
+def enable_activation_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute each layer's activations during backward: activation_checkpointing_enable from
+    transformers 5.23 on, gradient_checkpointing_enable (its older name) before."""
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+
+
 def flops_per_token(config, seq_len: int) -> float:
     """Training FLOPs per token of a MicroBERT / MicroGPT config, for MFU and time estimates: 6 x (matmul
     parameters: layers and the vocabulary projection) + attention scores (PaLM appendix B: 6N + 12 L d T)."""
@@ -47,5 +53,5 @@ def flops_per_token(config, seq_len: int) -> float:
 
 __all__ = [
     "MicroBertConfig", "MicroBertModel", "MicroBertForMaskedLM", "MicroGPTConfig", "MicroGPTModel",
-    "MicroGPTForCausalLM", "count_parameters", "flops_per_token",
+    "MicroGPTForCausalLM", "count_parameters", "enable_activation_checkpointing", "flops_per_token",
 ]

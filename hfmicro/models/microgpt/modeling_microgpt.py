@@ -340,7 +340,7 @@ class MicroGPTForCausalLM(MicroGPTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         # a tied head is never saved on its own: Trainer, reloading a checkpoint (resume, best model) with
         # strict=False, ties it again when the missing keys are exactly these, and warns otherwise
-        self._keys_to_ignore_on_save = {"lm_head.weight"} if config.tie_word_embeddings else None
+        self._keys_to_ignore_on_save = set(self._tied_weights_keys) if config.tie_word_embeddings else None
         self.post_init()
 
     def get_output_embeddings(self):
