@@ -18,6 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from hfmicro.presets import MICROBERT_OPTIONS  # noqa: E402
+
 # the recipe until 2026-12-03 (GELU, no QK-norm or value residual, lr 2e-3), whatever it says now
 BEFORE = ["--hidden_act", "gelu", "--qk_norm", "false", "--value_residual", "false", "--learning_rate", "2e-3"]
 LR = ["--learning_rate", "1e-3"]
@@ -26,12 +28,20 @@ RELU2_HEAD = ["--head_act", "relu2"]
 # the default of the late morning of 2026-12-03: QK-norm, ReLU², value residual, lr 1e-3
 MORNING = [*LR, *RELU2_HEAD]
 
-# the users' microbert-8l-256d preset with the options its recipes shipped with until 2026-12-03 (pre-LN, rotary,
-# no biases or dropout), then with those the default's preset (microbert-4l-256d) has on top
-EIGHT_LAYERS = ["--preset", "microbert-8l-256d", "--pre_norm", "true", "--position_embedding_type", "rotary",
-                "--use_bias", "false", "--hidden_dropout_prob", "0", "--attention_probs_dropout_prob", "0",
-                "--type_vocab_size", "0"]
-DEFAULT_OPTIONS = ["--qk_norm", "true", "--hidden_act", "relu2", "--head_act", "gelu", "--value_residual", "true"]
+
+
+def option_flags(options: dict) -> list[str]:
+    return [f for key, value in options.items() for f in (f"--{key}", str(value).lower())]
+
+
+# what the users' recipes had until 2026-12-03: pre-LN, rotary, no biases or dropout, but not these
+WITHOUT = {"qk_norm": False, "hidden_act": "gelu", "value_residual": False}
+# the users' microbert-8l-256d preset, which has the default's options, and as its recipes shipped until 2026-12-03
+EIGHT_LAYERS = ["--preset", "microbert-8l-256d"]
+EIGHT_LAYERS_SHIPPED = [*EIGHT_LAYERS, *option_flags(WITHOUT)]
+# the users' d512/h8/ff2048 3-layer BERT (its H200 recipe: pre-LN, rotary, no biases or dropout, lr 2e-3), without
+# and with the default's QK-norm, ReLU² MLPs and value residual, at this recipe's batch, sequence length and steps
+THREE_LAYERS = ["--preset", "microbert-3l-512d", "--learning_rate", "2e-3"]
 
 VARIANTS = {
     "before": BEFORE,
@@ -56,9 +66,11 @@ VARIANTS = {
     "default": [],
     # the users' 8-layer MicroBERT at this recipe's batch, sequence length and steps: as its recipes shipped
     # (lr 1e-3), then with the default's options at that rate and at the default's 1.4e-3
-    "8l shipped": [*EIGHT_LAYERS, "--learning_rate", "1e-3"],
-    "8l options": [*EIGHT_LAYERS, *DEFAULT_OPTIONS, "--learning_rate", "1e-3"],
-    "8l options 1.4e-3": [*EIGHT_LAYERS, *DEFAULT_OPTIONS],
+    "8l shipped": [*EIGHT_LAYERS_SHIPPED, "--learning_rate", "1e-3"],
+    "8l options": [*EIGHT_LAYERS, "--learning_rate", "1e-3"],
+    "8l options 1.4e-3": EIGHT_LAYERS,
+    "3l shipped": [*THREE_LAYERS, *option_flags(MICROBERT_OPTIONS | WITHOUT)],
+    "3l options": [*THREE_LAYERS, *option_flags(MICROBERT_OPTIONS)],
 }
 
 

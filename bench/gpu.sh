@@ -37,12 +37,10 @@ BERTBASE=(--model microbert --vocab_size 30522 -- --preset microbert-base --max_
 
 run microgpt-124m "${GPT124[@]}"
 run microbert-base "${BERTBASE[@]}"
-# the 8L/256d preset's own head is 25k tokens: the override goes to throughput.py, not the recipe
-# with the options of its recipes (recipes/microbert-8l-256d-a10.yaml)
+# the 8L/256d preset's own head is 25k tokens: the override goes to throughput.py, not the recipe;
+# the preset has the options its A10 recipe trains (pre-LN, rotary, QK-norm, ReLU², value residual)
 run microbert-8l-256d --model microbert --vocab_size 25000 -- --preset microbert-8l-256d --max_seq_length 256 \
-  --pre_norm true --position_embedding_type rotary --use_bias false --hidden_dropout_prob 0 \
-  --attention_probs_dropout_prob 0 --type_vocab_size 0 --qk_norm true --hidden_act relu2 --head_act gelu \
-  --value_residual true --per_device_train_batch_size 64 --precision bf16
+  --per_device_train_batch_size 64 --precision bf16
 run microgpt-124m-eager --attn eager "${GPT124[@]}"
 run microgpt-124m-adamw-unfused "${GPT124[@]}" --optim adamw_torch
 run microgpt-124m-compile --rounds 2 "${GPT124[@]}" --torch_compile true

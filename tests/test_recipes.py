@@ -39,6 +39,32 @@ def test_every_recipe_yaml_validates(path, tmp_path):
     assert os.path.basename(path).startswith(family)
 
 
+@pytest.mark.parametrize("name", ["microbert-8l-256d-a10.yaml", "microbert-8l-256d-t4x2.yaml",
+                                  "microgpt-8l-512d-a10.yaml", "microgpt-8l-512d-t4x2.yaml",
+                                  "microgpt-8l-512d-moe-t4x2.yaml"])
+def test_the_users_recipes_train_the_options_except_under_fp16(name, tmp_path):
+    """The 8-layer presets carry the default recipes' options; the fp16 (2xT4) recipes switch off the ones that
+    may overflow fp16 (ReLU² squares activations) with those that go with them, and keep the rest."""
+    from hfmicro.training.arguments import SHIPPED_TOKENIZERS
+    from hfmicro.training.run import _load_tokenizer, _model_config
+
+    objective = "mlm" if name.startswith("microbert") else "clm"
+    model_args, data_args, _ = parse_recipe(["--config", os.path.join(ROOT, "recipes", name), "--output_dir",
+                                             str(tmp_path)], on_this_machine=False)
+    config = _model_config(model_args, data_args, _load_tokenizer(SHIPPED_TOKENIZERS[objective], objective), objective)
+    fp16 = "t4x2" in name
+    assert not config.use_bias and config.hidden_dropout_prob == config.attention_probs_dropout_prob == 0.0
+    assert config.hidden_act == ("relu2" if not fp16 else "gelu" if objective == "mlm" else "gelu_new")
+    assert config.qk_norm is not fp16
+    if objective == "mlm":
+        assert config.pre_norm and config.position_embedding_type == "rotary" and config.type_vocab_size == 0
+        assert config.value_residual is not fp16 and config.head_act == "gelu"
+    else:
+        assert config.position_embedding_type == ("absolute" if fp16 else "rotary")
+        assert config.zero_init_residual is not fp16
+        assert config.num_experts == (4 if "moe" in name else 0)
+
+
 def test_flags_override_yaml(tmp_path):
     path = os.path.join(ROOT, "recipes", "microbert-debug.yaml")
     model_args, data_args, args = parse_recipe(
