@@ -39,8 +39,8 @@ WITHOUT = {"qk_norm": False, "hidden_act": "gelu", "value_residual": False}
 # the users' microbert-8l-256d preset, which has the default's options, and as its recipes shipped until 2026-12-03
 EIGHT_LAYERS = ["--preset", "microbert-8l-256d"]
 EIGHT_LAYERS_SHIPPED = [*EIGHT_LAYERS, *option_flags(WITHOUT)]
-# the users' d512/h8/ff2048 3-layer BERT (its H200 recipe: pre-LN, rotary, no biases or dropout, lr 2e-3), without
-# and with the default's QK-norm, ReLU² MLPs and value residual, at this recipe's batch, sequence length and steps
+# the users' d512/h8/ff2048 3-layer BERT at its H200 recipe's lr 2e-3, as that recipe shipped until 2026-12-03 and
+# with the default's options, at this recipe's batch, sequence length and steps
 THREE_LAYERS = ["--preset", "microbert-3l-512d", "--learning_rate", "2e-3"]
 
 VARIANTS = {

@@ -5,8 +5,8 @@ Usage (from the repository root; ~3 min on 2 cores, run it alone):
     python bench/bench_memory.py [--steps 8]
 
 For each recipe below, `hfmicro estimate --gpu here` predicts the training memory beyond the model's
-weights (gradients + AdamW state + activations + the backward pass's logits gradients, without its
-safety margin), and the recipe runs for
+weights (gradients + AdamW state + activations + the logits at the step's peak, without its safety
+margin), and the recipe runs for
 `--steps` optimizer steps (no evaluation) in its own process while a thread samples the resident memory
 every 2 ms: measured = peak RSS during `trainer.train()` minus RSS just before it (the weights, data and
 libraries are already loaded then). On a GPU, measured = torch.cuda.max_memory_allocated() during
@@ -106,7 +106,7 @@ def main() -> None:
         for recipe, objective, extra in CASES:
             estimate = estimated(recipe, extra)
             parts = estimate["memory_bytes"]
-            predicted = parts["gradients"] + parts["optimizer"] + parts["activations"] + parts["backward_peak"]
+            predicted = parts["gradients"] + parts["optimizer"] + parts["activations"] + parts["logits"]
             grown = measure(recipe, objective, extra, args.steps, os.path.join(tmp, recipe))
             print(f"{recipe:<30} {estimate['parameters']['total']:>11,} {predicted / 1e6:>10.1f} {grown / 1e6:>10.1f} "
                   f"{predicted / grown:>6.2f}", flush=True)

@@ -92,6 +92,7 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
              measure: bool = False) -> dict:
     from .models import count_parameters
     from .models import flops_per_token
+    from .models.microgpt.modeling_microgpt import LOSS_CHUNK_ELEMENTS
     from .training.hardware import Hardware, detect_hardware, resolve_precision
     from .training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
     from .presets import PRESETS, build_model
@@ -122,10 +123,16 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
     acts = activation_bytes(config, batch, seq, objective, data_args.mlm_probability, precision,
                             bool(args.gradient_checkpointing))
     memory["activations"] = acts["total"]
-    # the backward pass starts with the loss's gradient with respect to the log-softmax and the logits: two
-    # fp32 tensors of the logits' size, alive while every saved activation still is (the peak of a step)
-    scored = data_args.mlm_probability if objective == "mlm" and config.sparse_prediction else 1.0
-    memory["backward_peak"] = 2 * 4 * batch * seq * scored * config.vocab_size
+    if objective == "mlm":
+        # the backward pass starts with the loss's gradient with respect to the log-softmax and the logits: two
+        # fp32 tensors of the logits' size, alive while every saved activation still is (the peak of a step)
+        scored = data_args.mlm_probability if config.sparse_prediction else 1.0
+        memory["logits"] = 2 * 4 * batch * seq * scored * config.vocab_size
+    else:
+        # MicroGPT's training loss takes a chunk of rows at a time and keeps no logits (LinearCrossEntropy):
+        # one chunk's fp32 logits and their softmax gradient at the peak
+        rows = min(batch * seq, max(1, LOSS_CHUNK_ELEMENTS // config.vocab_size))
+        memory["logits"] = 2 * 4 * rows * config.vocab_size
     if hardware.device == "cuda":
         memory["cuda_context"] = CUDA_CONTEXT
     memory["margin"] = MARGIN * sum(memory.values())

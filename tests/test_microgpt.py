@@ -107,7 +107,8 @@ def test_generation_stops_at_eos_and_respects_context_length():
 
 def test_moe_parameters_aux_loss_and_routing():
     dense = tiny_model("microgpt")
-    moe = tiny_model("microgpt", num_experts=4, num_experts_per_tok=2).train()
+    moe = tiny_model("microgpt", num_experts=4, num_experts_per_tok=2, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0).train()
     counts = count_parameters(moe)
     expert = sum(p.numel() for p in moe.transformer.h[0].mlp.experts[0].parameters())
     router = moe.transformer.h[0].mlp.gate.weight.numel()
@@ -120,7 +121,9 @@ def test_moe_parameters_aux_loss_and_routing():
     out = moe(x, labels=x)
     assert len(out.router_logits) == layers and out.router_logits[0].shape == (64, 4)
     assert 1.0 <= out.aux_loss.item() < 4.0  # 1 = perfectly balanced, E = everything on one expert
-    without_aux = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
+    with torch.no_grad():  # training keeps no logits (LinearCrossEntropy): the same forward, without labels
+        logits = moe(x).logits  # (B, T, V)
+    without_aux = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
     torch.testing.assert_close(out.loss, without_aux + moe.config.router_aux_loss_coef * out.aux_loss)
     out.aux_loss.backward()
     assert moe.transformer.h[0].mlp.gate.weight.grad.abs().sum() > 0
@@ -225,3 +228,39 @@ def test_unpadded_blocks_take_sdpas_is_causal_path_with_the_same_loss():
     with torch.no_grad():
         reference = model(x, labels=x).loss
     torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [{}, {"tie_word_embeddings": False}])
+@pytest.mark.parametrize("num_items_in_batch", [None, 29])
+def test_training_keeps_no_logits_and_gives_the_same_loss_and_gradients(monkeypatch, variant, num_items_in_batch):
+    """Memory lever: a training forward with labels computes the loss a few rows at a time and keeps no
+    (tokens x vocabulary) tensor for backward (at GPT-2's 50k vocabulary, 16 x 1024 tokens: 3.3 GB of fp32
+    logits, and as much again for their log-softmax); loss and every gradient equal those of the full
+    logits through transformers' ForCausalLMLoss."""
+    from hfmicro.models.microgpt import modeling_microgpt
+
+    monkeypatch.setattr(modeling_microgpt, "LOSS_CHUNK_ELEMENTS", 5 * VOCAB, raising=False)  # 5 rows a chunk
+    model = tiny_model("microgpt", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **variant).train()
+    x = random_batch(batch=3, seq=12)
+    labels = x.clone()
+    labels[0, :4] = -100
+    labels[2, 7] = -100
+    kwargs = {} if num_items_in_batch is None else {"num_items_in_batch": torch.tensor(num_items_in_batch)}
+
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = model(x, labels=labels, **kwargs)
+    assert out.logits is None
+    assert not [s for s in saved if len(s) and s[-1] == VOCAB and s.numel() >= x.numel() * VOCAB], saved
+    out.loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    model.zero_grad()
+    logits = model.lm_head(model.transformer(x).last_hidden_state)  # (B, T, V): the usual way
+    reference = model.loss_function(logits, labels, vocab_size=VOCAB, **kwargs)
+    reference.backward()
+    torch.testing.assert_close(out.loss, reference, rtol=1e-6, atol=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, rtol=1e-5, atol=1e-7, msg=name)
+    with torch.no_grad():  # evaluation still returns the logits, and the same loss
+        torch.testing.assert_close(model(x, labels=labels, **kwargs).loss, reference.detach(), rtol=1e-6, atol=1e-6)

@@ -39,11 +39,11 @@ def test_every_recipe_yaml_validates(path, tmp_path):
     assert os.path.basename(path).startswith(family)
 
 
-@pytest.mark.parametrize("name", ["microbert-8l-256d-a10.yaml", "microbert-8l-256d-t4x2.yaml",
+@pytest.mark.parametrize("name", ["microbert-8l-256d-a10.yaml", "microbert-8l-256d-t4x2.yaml", "microbert-3l-512d-h200x8.yaml",
                                   "microgpt-8l-512d-a10.yaml", "microgpt-8l-512d-t4x2.yaml",
                                   "microgpt-8l-512d-moe-t4x2.yaml"])
 def test_the_users_recipes_train_the_options_except_under_fp16(name, tmp_path):
-    """The 8-layer presets carry the default recipes' options; the fp16 (2xT4) recipes switch off the ones that
+    """The users' presets carry the default recipes' options; the fp16 (2xT4) recipes switch off the ones that
     may overflow fp16 (ReLU² squares activations) with those that go with them, and keep the rest."""
     from hfmicro.training.arguments import SHIPPED_TOKENIZERS
     from hfmicro.training.run import _load_tokenizer, _model_config
