@@ -20,7 +20,7 @@ class Preset:
     intermediate_size: int
     vocab_size: int
     max_position_embeddings: int
-    params: int  # exact, at these dimensions with the config defaults
+    params: int  # exact, at these dimensions with `extra` and the config defaults for the rest
     source: str
     extra: dict = field(default_factory=dict)  # other config fields (the options above, MoE)
     active: int | None = None  # parameters used per token, where it differs from params (MoE)
