@@ -1,8 +1,8 @@
 """Every model size in one table.
 
-Each row gives the dimensions, where the size comes from, and its exact parameter count with the
-stock-compatible defaults (tied embeddings counted once); `tests/test_presets.py` rebuilds every row
-and checks the count. A recipe picks a row by name and may override any config field (the vocabulary
+Each row gives the dimensions, where the size comes from, and its exact parameter count with its options
+(`extra`; the stock-compatible config defaults for everything else; tied embeddings counted once);
+`tests/test_presets.py` rebuilds every row and checks the count. A recipe picks a row by name and may override any config field (the vocabulary
 size follows the tokenizer, so its count then differs from the table's).
 """
 
