@@ -18,10 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hfmicro.presets import MICROBERT_OPTIONS  # noqa: E402
-
+# what the recipes had until 2026-12-03: pre-LN, rotary, no biases or dropout, but not these
+WITHOUT = ["--hidden_act", "gelu", "--qk_norm", "false", "--value_residual", "false"]
 # the recipe until 2026-12-03 (GELU, no QK-norm or value residual, lr 2e-3), whatever it says now
-BEFORE = ["--hidden_act", "gelu", "--qk_norm", "false", "--value_residual", "false", "--learning_rate", "2e-3"]
+BEFORE = [*WITHOUT, "--learning_rate", "2e-3"]
 LR = ["--learning_rate", "1e-3"]
 # until the afternoon of 2026-12-03 the prediction head used the MLP's activation (ReLU² once the MLP took it)
 RELU2_HEAD = ["--head_act", "relu2"]
@@ -29,18 +29,10 @@ RELU2_HEAD = ["--head_act", "relu2"]
 MORNING = [*LR, *RELU2_HEAD]
 
 
-
-def option_flags(options: dict) -> list[str]:
-    return [f for key, value in options.items() for f in (f"--{key}", str(value).lower())]
-
-
-# what the users' recipes had until 2026-12-03: pre-LN, rotary, no biases or dropout, but not these
-WITHOUT = {"qk_norm": False, "hidden_act": "gelu", "value_residual": False}
-# the users' microbert-8l-256d preset, which has the default's options, and as its recipes shipped until 2026-12-03
+# the users' microbert-8l-256d preset, which has the default's options (its recipes had WITHOUT until 2026-12-03)
 EIGHT_LAYERS = ["--preset", "microbert-8l-256d"]
-EIGHT_LAYERS_SHIPPED = [*EIGHT_LAYERS, *option_flags(WITHOUT)]
-# the users' d512/h8/ff2048 3-layer BERT at its H200 recipe's lr 2e-3, as that recipe shipped until 2026-12-03 and
-# with the default's options, at this recipe's batch, sequence length and steps
+# the users' d512/h8/ff2048 3-layer BERT (its preset has the default's options) at its H200 recipe's lr 2e-3, as
+# that recipe shipped until 2026-12-03 and as it is now, at this recipe's batch, sequence length and steps
 THREE_LAYERS = ["--preset", "microbert-3l-512d", "--learning_rate", "2e-3"]
 
 VARIANTS = {
@@ -66,11 +58,11 @@ VARIANTS = {
     "default": [],
     # the users' 8-layer MicroBERT at this recipe's batch, sequence length and steps: as its recipes shipped
     # (lr 1e-3), then with the default's options at that rate and at the default's 1.4e-3
-    "8l shipped": [*EIGHT_LAYERS_SHIPPED, "--learning_rate", "1e-3"],
+    "8l shipped": [*EIGHT_LAYERS, *WITHOUT, "--learning_rate", "1e-3"],
     "8l options": [*EIGHT_LAYERS, "--learning_rate", "1e-3"],
     "8l options 1.4e-3": EIGHT_LAYERS,
-    "3l shipped": [*THREE_LAYERS, *option_flags(MICROBERT_OPTIONS | WITHOUT)],
-    "3l options": [*THREE_LAYERS, *option_flags(MICROBERT_OPTIONS)],
+    "3l shipped": [*THREE_LAYERS, *WITHOUT],
+    "3l options": THREE_LAYERS,
 }
 
 

@@ -92,7 +92,7 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
              measure: bool = False) -> dict:
     from .models import count_parameters
     from .models import flops_per_token
-    from .models.microgpt.modeling_microgpt import LOSS_CHUNK_ELEMENTS
+    from .models.microgpt.modeling_microgpt import loss_chunk_rows
     from .training.hardware import Hardware, detect_hardware, resolve_precision
     from .training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
     from .presets import PRESETS, build_model
@@ -131,7 +131,7 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
     else:
         # MicroGPT's training loss takes a chunk of rows at a time and keeps no logits (LinearCrossEntropy):
         # one chunk's fp32 logits and their softmax gradient at the peak
-        rows = min(batch * seq, max(1, LOSS_CHUNK_ELEMENTS // config.vocab_size))
+        rows = min(batch * seq, loss_chunk_rows(config.vocab_size))
         memory["logits"] = 2 * 4 * rows * config.vocab_size
     if hardware.device == "cuda":
         memory["cuda_context"] = CUDA_CONTEXT

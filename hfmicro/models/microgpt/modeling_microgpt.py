@@ -73,14 +73,18 @@ class LinearCrossEntropy(torch.autograd.Function):
 LOSS_CHUNK_ELEMENTS = 1 << 24  # logits per chunk: 64 MB in fp32
 
 
+def loss_chunk_rows(vocab_size: int) -> int:
+    """Rows (tokens) whose logits LinearCrossEntropy computes at a time."""
+    return max(1, LOSS_CHUNK_ELEMENTS // vocab_size)
+
+
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
                          num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
     """transformers' ForCausalLMLoss (labels unshifted, -100 not scored; a sum over `num_items_in_batch` when
     given, else the mean) of `hidden @ weight.T`, through LinearCrossEntropy, LOSS_CHUNK_ELEMENTS logits at a time."""
     targets = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1)  # (B*T,): position t predicts t+1
     hidden = hidden.reshape(-1, hidden.shape[-1])  # (B*T, C)
-    chunk_rows = max(1, LOSS_CHUNK_ELEMENTS // weight.shape[0])
-    loss = LinearCrossEntropy.apply(hidden, weight, targets.to(hidden.device), chunk_rows)
+    loss = LinearCrossEntropy.apply(hidden, weight, targets.to(hidden.device), loss_chunk_rows(weight.shape[0]))
     if num_items_in_batch is None:
         num_items_in_batch = (targets != -100).sum()
     if torch.is_tensor(num_items_in_batch):
