@@ -48,6 +48,7 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
         pad_token_id=cfg.pad_token_id,
         bos_token_id=cfg.bos_token_id,
         eos_token_id=cfg.eos_token_id,
+        tie_word_embeddings=cfg.tie_word_embeddings,
     )
     src = model.state_dict()
     emb = model.model.embeddings
@@ -66,7 +67,7 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
         "cls.predictions.transform.LayerNorm.weight": src["head.norm.weight"],
         "cls.predictions.transform.LayerNorm.bias": src["head.norm.bias"],
         "cls.predictions.bias": src["decoder.bias"],
-        "cls.predictions.decoder.weight": src["model.embeddings.tok_embeddings.weight"],
+        "cls.predictions.decoder.weight": src["decoder.weight"],  # the embeddings when tied, its own otherwise
         "cls.predictions.decoder.bias": src["decoder.bias"],
     }
     names = {  # ours -> stock, within one layer

@@ -30,11 +30,16 @@ def test_sparse_prediction_matches_dense(pre_norm):
 
 
 @pytest.mark.parametrize("type_vocab_size", [2, 0])
-def test_to_stock_bert_gives_same_logits(type_vocab_size):
-    model = tiny_model("microbert", type_vocab_size=type_vocab_size)
+@pytest.mark.parametrize("tied", [True, False])
+def test_to_stock_bert_gives_same_logits(type_vocab_size, tied):
+    # an untied decoder was converted from the input embeddings, silently: logits off by up to 0.35
+    model = tiny_model("microbert", type_vocab_size=type_vocab_size, tie_word_embeddings=tied)
     stock = to_stock(model)
     assert type(stock).__name__ == "BertForMaskedLM"
-    assert stock.num_parameters() == model.num_parameters() + (model.config.hidden_size if type_vocab_size == 0 else 0)
+    # BERT always has a token-type row; untied, transformers unties its decoder's bias from the head's bias too
+    extra = (model.config.hidden_size if type_vocab_size == 0 else 0) + (0 if tied else model.config.vocab_size)
+    assert stock.num_parameters() == model.num_parameters() + extra
+    assert stock.config.tie_word_embeddings == tied
     x = random_batch()
     mask = torch.ones_like(x)
     mask[1, 8:] = 0
