@@ -292,6 +292,9 @@ def test_resize_token_embeddings(family):
         ("microgpt", "num_experts", dict(num_experts=1)),
         ("microbert", "pad_token_id", dict(vocab_size=100, pad_token_id=100)),
         ("microbert", "position_embedding_type", dict(position_embedding_type="relative_key")),
+        # RoPE rotates pairs of a head's dimensions: an odd head size failed in the forward pass with a shape error
+        ("microbert", "position_embedding_type", dict(hidden_size=36, num_attention_heads=4, position_embedding_type="rotary")),
+        ("microgpt", "position_embedding_type", dict(hidden_size=36, num_attention_heads=4, position_embedding_type="rotary")),
     ],
 )
 def test_invalid_config_is_refused_naming_the_field(family, field, kwargs):

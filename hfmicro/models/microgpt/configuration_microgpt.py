@@ -102,6 +102,9 @@ class MicroGPTConfig(PreTrainedConfig):
                 raise ValueError(f"{name}.{field} must be in [0, 1), got {value!r}")
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"{name}.hidden_act={self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}")
+        if self.position_embedding_type == "rotary" and (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError(f"{name}.position_embedding_type='rotary' needs an even head size "
+                             f"(hidden_size / num_attention_heads = {self.hidden_size // self.num_attention_heads})")
         if self.num_experts < 0 or self.num_experts == 1:
             raise ValueError(f"{name}.num_experts must be 0 (dense) or >= 2, got {self.num_experts!r}")
         if self.num_experts and not 1 <= self.num_experts_per_tok <= self.num_experts:
