@@ -18,6 +18,8 @@ setup(
         "huggingface-hub>=1.0",
         "safetensors",
         "numpy",
+        "pyarrow>=15",  # parquet corpora are read directly (data/files.py)
+        "psutil>=5.8",  # process start times: the run lock and the cache wait
         "pyyaml",
         "evaluate>=0.4",  # the metrics in hfmicro/metrics are evaluate modules
         "matplotlib",  # training_curves.png
