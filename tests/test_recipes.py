@@ -155,6 +155,38 @@ def test_bad_config_fails_before_training_with_one_line(tmp_path, capsys, monkey
     assert not (tmp_path / "cache").exists()  # refused before any data was read
 
 
+def comment_flags(path: str, known: set[str], bools: set[str]) -> list[list[str]]:
+    """The recipe options a YAML file's comments tell users to pass (`--field value`), one list per mention."""
+    mentions = []
+    for line in open(path, encoding="utf-8"):
+        comment = line.partition("#")[2]
+        for match in re.finditer(r"--(\w+)(?:[ =]([^\s),;:]+))?", comment):
+            name, value = match.groups()
+            if name not in known or name == "config":
+                continue
+            if value is None or value.startswith("-") or (name in bools and value.lower() not in ("true", "false")):
+                mentions.append([f"--{name}"])
+            else:
+                mentions.append([f"--{name}", value])
+    return mentions
+
+
+@pytest.mark.parametrize("path", CONFIGS + RECIPES, ids=os.path.basename)
+def test_the_options_that_comments_suggest_are_accepted(path, tmp_path):
+    """cpu.yaml said "bf16 on CPU only when asked (--bf16 with use_cpu)", which is refused: --precision bf16 is
+    the option."""
+    from dataclasses import fields
+
+    from hfmicro.data import DataArguments
+    from hfmicro.training.arguments import ModelArguments, PretrainingArguments
+
+    every = [f for cls in (ModelArguments, DataArguments, PretrainingArguments) for f in fields(cls)]
+    known = {f.name for f in every}
+    bools = {f.name for f in every if f.type in (bool, "bool", bool | None, "bool | None")}
+    for flags in comment_flags(path, known, bools):
+        parse_recipe([*flags, "--output_dir", str(tmp_path)], on_this_machine=False)  # raises naming what is wrong
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_accelerate_configs_load_and_match_their_hardware(path):
     from accelerate.commands.config.config_args import load_config_from_file
