@@ -11,9 +11,9 @@ model at hfmicro's default sampling settings (share of repeated 4-grams, distinc
 the model's context allows.
 """
 
-import json
-import statistics
 import time
+
+from recipe_runs import recipe_variant, repetition_of, variant_arguments, write_rows
 
 GPT2 = ["--position_embedding_type", "absolute", "--qk_norm", "false", "--hidden_act", "gelu_new",
         "--zero_init_residual", "false", "--tie_word_embeddings", "true"]  # GPT-2's choices, whatever the recipe says
@@ -27,28 +27,11 @@ VARIANTS = {
     "rotary+untied": [*GPT2, "--position_embedding_type", "rotary", "--tie_word_embeddings", "false"],
     "all": ["--position_embedding_type", "rotary", "--qk_norm", "true", "--hidden_act", "relu2",
             "--zero_init_residual", "true", "--tie_word_embeddings", "false"],
-    # the recipe as it ships: since 2026-12-02 the ones that won alone, together (untied head left out)
-    "default": [],
+    "default": [],  # the recipe as it ships: the options that won alone, together (not the untied head)
 }
 
 
-def repetition_of(folder: str, prompt: str = "The module provides", samples: int = 20, max_new_tokens: int = 200) -> dict:
-    """Mean repeated-4-gram share and distinct-2 of `samples` sampled continuations (default settings), each
-    `max_new_tokens` long or as long as the model's context allows."""
-    from hfmicro.inference import generate, load_pipeline
-
-    pipe = load_pipeline("text-generation", folder)
-    room = pipe.model.config.max_position_embeddings - pipe.preprocess(prompt)["input_ids"].shape[-1]
-    tokens = min(max_new_tokens, room)
-    out = generate(pipe, prompt, max_new_tokens=tokens, num_return_sequences=samples)
-    return {"repeated_4grams": statistics.mean(s["repeated_4grams"] for s in out),
-            "distinct_2": statistics.mean(s["distinct_2"] for s in out), "sample_tokens": tokens,
-            "example": out[0]["text"]}
-
-
 def main():
-    from time_to_loss import recipe_variant, variant_arguments
-
     from hfmicro.training.hardware import machine_description
 
     args = variant_arguments(__doc__, VARIANTS)
@@ -64,9 +47,7 @@ def main():
         rows.append(row)
         print(f"{name:<18} {params:>10,} {minutes:>8.1f} {r['eval_loss']:>9.3f} {r['eval_accuracy']:>14.1%} "
               f"{rep['repeated_4grams']:>12.1%} {rep['distinct_2']:>10.2f}", flush=True)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1, ensure_ascii=False)
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,10 @@ MEASURE = r"""
 import json, sys, threading
 import psutil
 from hfmicro.training import run
+from hfmicro.training.trainer import PretrainingTrainer
 
 process, peak, base = psutil.Process(), [0], [0]
-train = run.PretrainingTrainer.train
+train = PretrainingTrainer.train
 
 def measured_train(self, *args, **kwargs):
     import gc
@@ -65,7 +66,7 @@ def measured_train(self, *args, **kwargs):
         thread.join()
         print("MEMORY " + json.dumps({"base": base[0], "peak": peak[0]}), flush=True)
 
-run.PretrainingTrainer.train = measured_train
+PretrainingTrainer.train = measured_train
 sys.exit(run.pretrain(sys.argv[1], sys.argv[2:]))
 """
 

@@ -22,65 +22,16 @@ measures ours against the rival of bench/time_to_loss.py instead (`ModernBertFor
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 
-RECIPES = {"microbert": ("mlm", "microbert-cpu.yaml"), "microgpt": ("clm", "microgpt-cpu.yaml")}
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from baselines import RIVALS, StepTimer, baseline_model, stock_twin
 
+from hfmicro.objectives import objective_of_family
 
-def stock_twin(config):
-    """The stock transformers model with the same dimensions, otherwise at its defaults."""
-    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
-
-    from hfmicro.models import MicroBertConfig
-
-    if isinstance(config, MicroBertConfig):
-        return BertForMaskedLM(BertConfig(
-            vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-            num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-            max_position_embeddings=config.max_position_embeddings, pad_token_id=config.pad_token_id))
-    model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=config.vocab_size, n_embd=config.hidden_size, n_layer=config.num_hidden_layers,
-        n_head=config.num_attention_heads, n_inner=config.intermediate_size, n_positions=config.max_position_embeddings,
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id))
-    model.model_accepts_loss_kwargs = False  # GPT-2's loss under Trainer: the plain mean, as a user's run_clm.py gets
-    return model
-
-
-class StepTimer:
-    """Times training from the end of step `skip` to the end of the last step (the first steps pay for
-    start-up, allocation and compilation), with the tokens read in between."""
-
-    def __init__(self, skip: int):
-        from transformers import TrainerCallback
-
-        timer = self
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step - timer.step0 in (timer.skip, state.max_steps - timer.step0):
-                    _sync()
-                    timer.marks.append((time.perf_counter(), state.num_input_tokens_seen))
-
-            def on_train_begin(self, args, state, control, **kwargs):
-                timer.step0, timer.marks = state.global_step, []
-
-        self.skip, self.callback, self.step0, self.marks = skip, Callback(), 0, []
-
-    def tokens_per_second(self) -> float:
-        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
-        return (n1 - n0) / (t1 - t0)
-
-
-def _sync():
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+MODELS = ("microbert", "microgpt")  # the families whose default CPU recipe this times
 
 
 def matmul_flops_per_token(model, batch: dict) -> float:
@@ -112,7 +63,7 @@ def loader_tokens_per_second(trainer, batches: int) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=RECIPES, required=True)
+    parser.add_argument("--model", choices=MODELS, required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--against", choices=("stock", "rival"), default="stock",
                         help="stock: the stock twin; rival: time_to_loss.py's ModernBertForMaskedLM / LlamaForCausalLM")
@@ -134,40 +85,40 @@ def main(argv=None):
     from hfmicro.data import load_lm_datasets, lm_data_collator
     from hfmicro.models import flops_per_token
     from hfmicro.presets import build_model
-    from hfmicro.training.arguments import SHIPPED_TOKENIZERS, parse_recipe
+    from hfmicro.training.arguments import parse_recipe
+    from hfmicro.training.build import load_tokenizer, model_config
     from hfmicro.training.hardware import detect_hardware, machine_description
-    from hfmicro.training.run import PretrainingTrainer, _load_tokenizer, _model_config, restore_cpu_threads
+    from hfmicro.training.launch import restore_cpu_threads
+    from hfmicro.training.trainer import PretrainingTrainer
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("throughput.py: --device cuda, but torch sees no GPU")
     restore_cpu_threads()
-    objective, recipe = RECIPES[args.model]
+    spec = objective_of_family(args.model)
+    objective = spec.name
     out = tempfile.mkdtemp(prefix="hfmicro-throughput-")
+    hardware = detect_hardware(args.device == "cpu")
     # the recipe's fields first: the timed window's own settings come last and win over any of them
     model_args, data_args, train_args = parse_recipe([
-        "--config", os.path.join(ROOT, "recipes", recipe), *recipe_fields, "--output_dir", out, "--report_to", "none",
+        "--config", spec.recipe, *recipe_fields, "--output_dir", out, "--report_to", "none",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000000", "--disable_tqdm", "true",
         "--load_best_model_at_end", "false", "--max_steps", str(args.skip + args.steps), "--lr_scheduler_type",
-        "constant", "--warmup_steps", "0", "--use_cpu", str(args.device == "cpu").lower()])
-    tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
-    config = _model_config(model_args, data_args, tokenizer, objective)
+        "constant", "--warmup_steps", "0"], hardware=hardware)
+    tokenizer = load_tokenizer(model_args.tokenizer or spec.tokenizer, spec)
+    config = model_config(model_args, data_args, tokenizer, spec)
     if args.vocab_size:
         config.vocab_size = args.vocab_size
     torch.manual_seed(0)
     if args.against == "stock":
         other = stock_twin(config)
     else:
-        from time_to_loss import baseline_model
-
-        kind = {"mlm": "modernbert", "clm": "llama"}[objective]
-        other = baseline_model(kind, objective, tokenizer, data_args.max_seq_length, seed=0)
+        other = baseline_model(RIVALS[objective], objective, tokenizer, data_args.max_seq_length, seed=0)
     torch.manual_seed(0)
     models = {"ours": build_model(config), "stock": other}  # "stock": the model compared with, either way
     for model in models.values():
         model.set_attn_implementation(args.attn)
     data = load_lm_datasets(data_args, tokenizer, objective)["train"]
     collator = lm_data_collator(data_args, tokenizer, objective)
-    hardware = detect_hardware(args.device == "cpu")
     precision = "bf16" if train_args.bf16 else "fp16" if train_args.fp16 else "fp32"
     peak = hardware.peak_flops(precision)
     flops = flops_per_token(config, data_args.max_seq_length)

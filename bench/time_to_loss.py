@@ -27,7 +27,6 @@ repetition of 20 samples of each final model at the default sampling settings.
 """
 
 import argparse
-import contextlib
 import glob
 import json
 import math
@@ -38,65 +37,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from baselines import RIVALS, StepTimer, baseline_model
+from recipe_runs import held_out_loss, recipe_settings, repetition_of, run_recipe
 
-SCRIPTS = {"mlm": ("pretrain_mlm.py", "microbert-cpu.yaml"), "clm": ("pretrain_clm.py", "microgpt-cpu.yaml")}
-
-
-def held_out_loss(folder: str, objective: str, seq: int) -> float:
-    from hfmicro.evaluation import evaluate_model
-
-    return evaluate_model(folder, objective=objective, max_seq_length=seq, mlm_probability=0.15)["loss"]
-
-
-def recipe_settings(objective: str, extra: list[str]) -> dict:
-    """What our recipe trains with (batch, schedule, learning rate, masking), for the rivals' runs."""
-    from hfmicro.training.arguments import parse_recipe
-
-    _, data_args, args = parse_recipe(["--config", os.path.join(REPO, "recipes", SCRIPTS[objective][1]), *extra],
-                                      on_this_machine=False)
-    return {"batch": args.per_device_train_batch_size, "scheduler": args.lr_scheduler_type,
-            "scheduler_kwargs": dict(args.lr_scheduler_kwargs or {}), "warmup": args.warmup_steps,
-            "weight_decay": args.weight_decay, "beta2": args.adam_beta2, "lr": args.learning_rate,
-            "max_steps": args.max_steps, "seq": data_args.max_seq_length,
-            "mlm_probability": data_args.mlm_probability if objective == "mlm" else 0.0}
-
-
-def run_recipe(objective: str, out: str, flags: list[str]) -> None:
-    """The real command (recipes/pretrain_mlm.py / pretrain_clm.py, its default CPU recipe plus `flags`) into `out`."""
-    subprocess.run([sys.executable, os.path.join(REPO, "recipes", SCRIPTS[objective][0]), "--output_dir", out,
-                    "--report_to", "none", *flags], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@contextlib.contextmanager
-def recipe_variant(objective: str, flags: list[str]):
-    """run_recipe in a fresh folder, removed afterwards; yields (folder, minutes end to end, the run's
-    eval_results.json, the model's parameter count)."""
-    import torch
-    from transformers import AutoConfig
-
-    import hfmicro.models  # noqa: F401 (registers both families with AutoConfig)
-    from hfmicro.presets import build_model
-
-    with tempfile.TemporaryDirectory() as out:
-        start = time.time()
-        run_recipe(objective, out, flags)
-        minutes = (time.time() - start) / 60
-        with open(os.path.join(out, "eval_results.json"), encoding="utf-8") as f:
-            results = json.load(f)
-        with torch.device("meta"):
-            parameters = build_model(AutoConfig.from_pretrained(out)).num_parameters()
-        yield out, minutes, results, parameters
-
-
-def variant_arguments(doc: str, variants: dict):
-    """The command line of a bench that runs variants of a default recipe."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=list(variants), action="append", help="run only these variants")
-    parser.add_argument("--json", default=None, help="also write the rows as JSON")
-    parser.add_argument("extra", nargs="*", help="recipe flags added to every variant (after --)")
-    return parser.parse_args()
+BENCH = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: bool = True) -> dict:
@@ -120,42 +64,6 @@ def run_ours(objective: str, out: str, extra: list[str], settings: dict, curve: 
             "final_loss": points[-1][1], "folder": out}
 
 
-def glu_width(hidden: int) -> int:
-    """A gated MLP's width with the parameters of a 4x plain MLP (3·d·w = 8·d²), rounded up to 64."""
-    return -(-8 * hidden // 3 // 64) * 64
-
-
-def baseline_model(kind: str, objective: str, tokenizer, seq: int, seed: int):
-    """What a user builds from transformers at the dimensions of our recipe's model: the stock twin
-    (`BertForMaskedLM` / `GPT2LMHeadModel`, defaults elsewhere), or the best architecture transformers offers
-    (`ModernBertForMaskedLM`: RoPE, GeGLU, no biases, sparse prediction; `LlamaForCausalLM`: RoPE, SwiGLU,
-    RMSNorm), with a gated MLP as wide as keeps the parameter count and a head tied like ours."""
-    from throughput import stock_twin
-    from transformers import LlamaConfig, LlamaForCausalLM, ModernBertConfig, ModernBertForMaskedLM, set_seed
-
-    from hfmicro.presets import preset_config
-    from hfmicro.training.arguments import load_recipe_yaml
-
-    values = load_recipe_yaml(os.path.join(REPO, "recipes", SCRIPTS[objective][1]))
-    ids = {"pad_token_id": tokenizer.pad_token_id}
-    if objective == "clm":
-        ids |= {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
-    config = preset_config(values["preset"], vocab_size=len(tokenizer), max_position_embeddings=max(seq, 512), **ids)
-    dims = {"vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
-            "intermediate_size": glu_width(config.hidden_size), "max_position_embeddings": config.max_position_embeddings}
-    set_seed(seed)
-    if kind == "stock":
-        return stock_twin(config)
-    if kind == "modernbert":
-        return ModernBertForMaskedLM(ModernBertConfig(
-            **dims, sparse_prediction=True, pad_token_id=tokenizer.pad_token_id,
-            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id))
-    return LlamaForCausalLM(LlamaConfig(**dims, num_key_value_heads=config.num_attention_heads,
-                                        tie_word_embeddings=True, **ids))
-
-
 # run_mlm.py / run_clm.py at their defaults (batch 8, linear decay, no warmup or weight decay, 15 % masking)
 EXAMPLE_SCRIPT = {"batch": 8, "scheduler": "linear", "scheduler_kwargs": {}, "warmup": 0, "weight_decay": 0.0,
                   "beta2": 0.999, "mlm_probability": 0.15}
@@ -165,17 +73,16 @@ def run_baseline(kind: str, objective: str, lr: float, seconds: float | None, tr
                  steps: int | None = None) -> dict:
     """A transformers model trained by Trainer with `training`'s settings, for `steps` or about `seconds`
     (then its step time is measured on a few steps first, so the schedule ends exactly at the last step)."""
-    from throughput import StepTimer
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from hfmicro.data import DataArguments, load_lm_datasets
-    from hfmicro.training.arguments import SHIPPED_TOKENIZERS
-    from hfmicro.training.run import _load_tokenizer
+    from hfmicro.objectives import OBJECTIVES
+    from hfmicro.training.build import load_tokenizer
 
-    seq = training["seq"]
-    tokenizer = _load_tokenizer(SHIPPED_TOKENIZERS[objective], objective)
+    seq, spec = training["seq"], OBJECTIVES[objective]
+    tokenizer = load_tokenizer(spec.tokenizer, spec)
     train = load_lm_datasets(DataArguments(max_seq_length=seq), tokenizer, objective)["train"]
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=objective == "mlm",
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=spec.masked,
                                                mlm_probability=training["mlm_probability"] or 0.15)
 
     def trainer_for(steps: int, folder: str, callbacks=()) -> Trainer:
@@ -241,12 +148,16 @@ def sweep(kind: str, objective: str, lrs: list[float], seconds: float | None, tr
 
 def relative_step_time(objective: str, extra: list[str]) -> float:
     """The rival's time per step over ours (same batch), measured interleaved on one machine state:
-    throughput.py --against rival, median of 5 alternating rounds."""
-    import throughput
+    `python bench/throughput.py --against rival`, median of 5 alternating rounds."""
+    from hfmicro.objectives import OBJECTIVES
 
-    report = throughput.main(["--model", {"mlm": "microbert", "clm": "microgpt"}[objective], "--against", "rival",
-                              "--rounds", "5", "--steps", "20", *extra])
-    return report["ratio"]  # ours tokens/s over the rival's: its seconds per step over ours
+    with tempfile.TemporaryDirectory() as scratch:
+        report = os.path.join(scratch, "throughput.json")
+        subprocess.run([sys.executable, os.path.join(BENCH, "throughput.py"), "--model", OBJECTIVES[objective].family,
+                        "--against", "rival", "--rounds", "5", "--steps", "20", "--json", report, "--", *extra],
+                       check=True)
+        with open(report, encoding="utf-8") as f:
+            return json.load(f)["ratio"]  # ours tokens/s over the rival's: its seconds per step over ours
 
 
 def rival_steps(ours: dict, budget: float, relative: float) -> int:
@@ -267,7 +178,7 @@ def equal_time(seed: int, ours: dict, rival: dict, budget: float) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objective", choices=SCRIPTS, default="mlm")
+    parser.add_argument("--objective", choices=list(RIVALS), default="mlm")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
                         help="the stock run's learning-rate sweep (run_mlm.py's default is 5e-5)")
     parser.add_argument("--rival", choices=("auto", "none"), default="auto",
@@ -288,6 +199,7 @@ def main():
 
 
 def compare(args, root: str) -> dict:
+    from hfmicro.objectives import OBJECTIVES
     from hfmicro.training.hardware import machine_description
 
     objective, seed0 = args.objective, args.seeds[0]
@@ -295,7 +207,7 @@ def compare(args, root: str) -> dict:
     training = recipe_settings(objective, args.extra)
     ours = run_ours(objective, os.path.join(root, "ours"), [*args.extra, "--seed", str(seed0)], training)
     budget = args.minutes * 60 if args.minutes else ours["seconds"]
-    print(f"ours: recipes/{SCRIPTS[objective][1]} seed {seed0}, {ours['seconds'] / 60:.1f} min of training, held-out "
+    print(f"ours: {os.path.relpath(OBJECTIVES[objective].recipe)} seed {seed0}, {ours['seconds'] / 60:.1f} min of training, held-out "
           "loss " + ", ".join(f"{loss:.3f} at {t / 60:.1f} min" for t, loss in ours["curve"]), flush=True)
     stock = sweep("stock", objective, args.lrs, budget, {**EXAMPLE_SCRIPT, "seq": ours["seq"]}, root, seed0)
     best = min(stock, key=lambda r: r["final_loss"])
@@ -311,13 +223,12 @@ def compare(args, root: str) -> dict:
     else:
         print(f"our recipe reached the stock run's final held-out loss {best['final_loss']:.3f} (lr {best['lr']:g}) "
               f"after {reached / 60:.1f} min: {ratio:.2f}x the stock run's {best['seconds'] / 60:.1f} min", flush=True)
-    if objective == "clm":
-        from bench_gpt_options import repetition_of
-
+    generates = OBJECTIVES[objective].task == "text-generation"
+    if generates:
         mine = repetition_of(ours["folder"])  # as long as our model's context allows; the others the same length
         report["repetition"] = {"ours": mine, "stock": repetition_of(best["folder"], max_new_tokens=mine["sample_tokens"])}
     if args.rival == "auto":
-        kind = {"mlm": "modernbert", "clm": "llama"}[objective]
+        kind = RIVALS[objective]
         relative = relative_step_time(objective, args.extra)
         print(f"the rival's step time over ours, interleaved: {relative:.3f}", flush=True)
         lrs = args.rival_lrs or [training["lr"] * f for f in (0.5, 1, 2)]
@@ -337,7 +248,7 @@ def compare(args, root: str) -> dict:
                            "step_time_over_ours": relative,
                            "sweep": [{k: v for k, v in r.items() if k != "folder"} for r in rivals], "seeds": seeds,
                            "ours_lower_on_every_seed": all(s["ours"] < s["rival"] for s in seeds)}
-        if objective == "clm":
+        if generates:
             report["repetition"]["rival"] = repetition_of(rival["folder"], max_new_tokens=mine["sample_tokens"])
         print(f"held-out loss at equal training time, ours vs {rival['model']} (lr {rival['lr']:g}, our recipe's "
               "settings): " + "; ".join(f"seed {s['seed']} {s['ours']:.3f} ({s['ours_minutes']:.1f} min) vs "

@@ -16,7 +16,6 @@ Training reads a bounded, streamed sample (`max_bytes`) of the corpus; the folde
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -300,7 +299,7 @@ def _command_line() -> str:
 def run(args: argparse.Namespace) -> int:
     """Handler of `train-bpe`: read the corpus through hfmicro.data, train, save, print the report."""
     from hfmicro.data import DataError, ReadReport, iter_texts
-    from hfmicro.data.report import print_error
+    from hfmicro.errors import print_error
 
     try:
         DataArguments(**{name: getattr(args, name) for name in SOURCE_OPTIONS})  # the recipes' checks

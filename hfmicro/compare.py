@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from .data.report import print_error
+from .errors import print_error
 
 HISTORY, SETTINGS, RESULTS = "training_history.json", "run_settings.json", "eval_results.json"
 # where a run lives or what it is called, not how it trained
@@ -64,9 +64,14 @@ def differing_settings(runs: list[dict]) -> list[str]:
 
 
 def masking_rates(runs: list[dict]) -> list:
-    """The MLM masking rate of each run (None for CLM runs or unknown)."""
-    return [run["settings"].get("mlm_probability") if run["settings"].get("objective", "mlm") == "mlm" else None
-            for run in runs]
+    """The masking rate of each run of a masked objective (None for the others, or unknown)."""
+    from .objectives import OBJECTIVES
+
+    def masked(run) -> bool:
+        objective = OBJECTIVES.get(run["settings"].get("objective", "mlm"))
+        return objective is not None and objective.masked
+
+    return [run["settings"].get("mlm_probability") if masked(run) else None for run in runs]
 
 
 def plot_runs(runs: list[dict], path: str, x: str = "steps") -> None:

@@ -2,30 +2,14 @@
 it runs: exact parameters, memory per device (weights, gradients, AdamW state, activations, margin),
 tokens per step and the time for its budget.
 
-Parameters are counted on the meta device. Activations are not guessed from a formula: the recipe's
-model runs one forward pass of 1 and of 2 sequences of the recipe's length on this machine's CPU (with
-autocast for bf16/fp16 recipes, gradient checkpointing and the sparse MLM head as configured) while a
-`saved_tensors_hooks` pair adds up every tensor autograd keeps for the backward pass (each storage once,
-parameters excluded). The difference is the cost of one sequence; the rest is the batch-independent part
-(autocast's low-precision weight copies). Attention runs through the same SDPA kernels as in training,
-whose saved state grows linearly with the sequence length, as FlashAttention's does on GPUs.
+Parameters are counted on the meta device. Memory is hfmicro.training.memory's model (the one
+`--auto_batch_size` fits a batch with): activations are measured on the recipe's own model, not guessed.
 """
 
 import argparse
 import json
 
-from .data.report import print_error
-
-# per device: (name as torch reports it, compute capability, memory in bytes)
-GPUS = {
-    "t4": ("Tesla T4", (7, 5), 16 * 10**9),
-    "a10": ("NVIDIA A10", (8, 6), 24 * 10**9),
-    "a100": ("NVIDIA A100-SXM4-80GB", (8, 0), 80 * 10**9),
-    "h100": ("NVIDIA H100 80GB HBM3", (9, 0), 80 * 10**9),
-    "h200": ("NVIDIA H200", (9, 0), 141 * 10**9),
-}
-MARGIN = 0.10  # of the total: allocator fragmentation, the backward pass's largest temporary, workspaces
-CUDA_CONTEXT = 0.5e9  # bytes the CUDA context and kernels take on every GPU before any tensor
+from .errors import print_error
 
 
 def assumed_mfu(params: int) -> float:
@@ -36,72 +20,20 @@ def assumed_mfu(params: int) -> float:
     return 0.40 if params >= 100e6 else 0.30 if params >= 10e6 else 0.20
 
 
-def saved_activation_bytes(model, batch: int, seq_len: int, objective: str, mlm_probability: float,
-                           autocast_dtype=None) -> int:
-    """Bytes autograd saves for backward in one forward pass of `batch` random sequences (what a training
-    step holds at the end of its forward pass), each storage counted once, parameters excluded."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, model.config.vocab_size, (batch, seq_len), generator=generator)
-    labels = ids.clone()
-    if objective == "mlm":
-        labels[torch.rand(batch, seq_len, generator=generator) >= mlm_probability] = -100
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params and storage.device.type != "meta":
-            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
-        return tensor
-
-    model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = model(input_ids=ids, labels=labels).loss
-    del loss
-    return sum(seen.values())
-
-
-def activation_bytes(config, batch: int, seq_len: int, objective: str, mlm_probability: float, precision: str,
-                     gradient_checkpointing: bool) -> dict:
-    """Activation memory of a training step at `batch` x `seq_len`: per sequence and batch-independent."""
-    import torch
-
-    from .models import enable_activation_checkpointing
-    from .presets import build_model
-
-    model = build_model(config)
-    dtype = torch.bfloat16 if precision in ("bf16", "fp16") else None  # fp16 takes as many bytes as bf16
-
-    def per_batch(b: int) -> int:
-        return saved_activation_bytes(model, b, seq_len, objective, mlm_probability, dtype)
-
-    one, two = per_batch(1), per_batch(2)
-    per_sequence, fixed = two - one, 2 * one - two
-    if gradient_checkpointing:
-        layer = per_sequence / config.num_hidden_layers  # one layer is recomputed at a time during backward
-        enable_activation_checkpointing(model)
-        one, two = per_batch(1), per_batch(2)
-        per_sequence, fixed = two - one + layer, 2 * one - two
-    return {"per_sequence": per_sequence, "fixed": max(fixed, 0), "total": per_sequence * batch + max(fixed, 0)}
-
-
 def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: int = 1, mfu: float | None = None,
              measure: bool = False) -> dict:
-    from .models import count_parameters
-    from .models import flops_per_token
-    from .models.microgpt.modeling_microgpt import loss_chunk_rows
-    from .training.hardware import Hardware, detect_hardware, resolve_precision
-    from .training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
-    from .presets import PRESETS, build_model
-
     import torch
 
-    objective = "mlm" if PRESETS[model_args.preset].family == "microbert" else "clm"
-    tokenizer = _load_tokenizer(model_args.tokenizer or SHIPPED_TOKENIZERS[objective], objective)
-    config = _model_config(model_args, data_args, tokenizer, objective)
+    from .models import count_parameters, flops_per_token
+    from .objectives import objective_of_family
+    from .presets import PRESETS, build_model
+    from .training.build import load_tokenizer, model_config
+    from .training.hardware import Hardware, detect_hardware, resolve_precision
+    from .training.memory import activation_cost, training_memory
+
+    objective = objective_of_family(PRESETS[model_args.preset].family)
+    tokenizer = load_tokenizer(model_args.tokenizer or objective.tokenizer, objective)
+    config = model_config(model_args, data_args, tokenizer, objective)
     with torch.device("meta"):
         counts = count_parameters(build_model(config))
     if gpu in (None, "here"):
@@ -109,44 +41,25 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
     elif gpu == "cpu":
         hardware = Hardware("cpu", "cpu", None, None)
     else:
-        hardware = Hardware("cuda", *GPUS[gpu])
+        hardware = Hardware.of(gpu)
     precision = resolve_precision(args.precision, hardware)
     params = counts["total"]
     batch, seq = args.per_device_train_batch_size, data_args.max_seq_length
-    memory = {
-        "weights": 4 * params,  # fp32 master weights (bf16/fp16 are autocast: the weights stay fp32)
-        "gradients": 4 * params,
-        "optimizer": 8 * params,  # AdamW: two fp32 moments per parameter
-    }
-    if num_gpus > 1:
-        memory["ddp_buckets"] = 4 * params  # DDP's gradient buckets: a second copy of the gradients
-    acts = activation_bytes(config, batch, seq, objective, data_args.mlm_probability, precision,
-                            bool(args.gradient_checkpointing))
-    memory["activations"] = acts["total"]
-    if objective == "mlm":
-        # the backward pass starts with the loss's gradient with respect to the log-softmax and the logits: two
-        # fp32 tensors of the logits' size, alive while every saved activation still is (the peak of a step)
-        scored = data_args.mlm_probability if config.sparse_prediction else 1.0
-        memory["logits"] = 2 * 4 * batch * seq * scored * config.vocab_size
-    else:
-        # MicroGPT's training loss takes a chunk of rows at a time and keeps no logits (LinearCrossEntropy):
-        # one chunk's fp32 logits and their softmax gradient at the peak
-        rows = min(batch * seq, loss_chunk_rows(config.vocab_size))
-        memory["logits"] = 2 * 4 * rows * config.vocab_size
-    if hardware.device == "cuda":
-        memory["cuda_context"] = CUDA_CONTEXT
-    memory["margin"] = MARGIN * sum(memory.values())
+    acts = activation_cost(config, seq, objective, data_args.mlm_probability, precision,
+                           bool(args.gradient_checkpointing))
+    memory = training_memory(params, config, objective, batch, seq, data_args.mlm_probability, acts, num_gpus,
+                             on_gpu=hardware.device == "cuda")
     total = sum(memory.values())
     tokens_per_step = batch * seq * args.gradient_accumulation_steps * num_gpus
     steps = args.max_steps if args.max_steps > 0 else _epoch_steps(data_args, tokenizer, objective, args, num_gpus)
     result = {
-        "preset": model_args.preset, "objective": objective, "parameters": counts, "device": hardware.name,
+        "preset": model_args.preset, "objective": objective.name, "parameters": counts, "device": hardware.name,
         "num_gpus": num_gpus, "precision": precision, "batch_per_device": batch, "max_seq_length": seq,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "gradient_checkpointing": bool(args.gradient_checkpointing), "memory_bytes": memory,
         "memory_total_bytes": total, "device_memory_bytes": hardware.memory_bytes,
         "fits": None if hardware.memory_bytes is None else total <= hardware.memory_bytes,
-        "activation_bytes_per_sequence": acts["per_sequence"], "tokens_per_step": tokens_per_step,
+        "activation_bytes_per_sequence": acts.per_sequence, "tokens_per_step": tokens_per_step,
         "steps": steps, "tokens": steps * tokens_per_step if steps else None,
         "flops_per_token": flops_per_token(config, seq),
     }
@@ -167,19 +80,19 @@ def estimate(model_args, data_args, args, *, gpu: str | None = None, num_gpus: i
     return result
 
 
-def _epoch_steps(data_args, tokenizer, objective: str, args, num_gpus: int) -> int | None:
+def _epoch_steps(data_args, tokenizer, objective, args, num_gpus: int) -> int | None:
     """Steps of `num_train_epochs` when the corpus is already prepared (its block count is in the cache)."""
     from .data.cache import cache_key, read_entry
     from .data.lm_datasets import cache_inputs
-    from .training.run import epoch_steps
+    from .training.build import epoch_steps
 
     if data_args.streaming:
         return None
-    entry = read_entry(cache_key(cache_inputs(data_args, tokenizer, objective)))
+    entry = read_entry(cache_key(cache_inputs(data_args, tokenizer, objective.name)))
     return epoch_steps(entry["summary"]["train"]["blocks"], args, num_gpus) if entry else None
 
 
-def measure_tokens_per_second(config, batch: int, seq_len: int, objective: str, mlm_probability: float,
+def measure_tokens_per_second(config, batch: int, seq_len: int, objective, mlm_probability: float,
                               precision: str, steps: int = 5) -> float:
     """Training tokens/s of the recipe's model on this machine: forward, backward and AdamW on random
     tokens (the first two steps warm up and are not timed)."""
@@ -194,7 +107,7 @@ def measure_tokens_per_second(config, batch: int, seq_len: int, objective: str, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(5, config.vocab_size, (batch, seq_len), device=device)
     labels = ids.clone()
-    if objective == "mlm":
+    if objective.masked:
         labels[torch.rand(batch, seq_len, device=device) >= mlm_probability] = -100
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     for step in range(steps + 2):
@@ -248,11 +161,12 @@ def format_estimate(r: dict) -> str:
 
 
 def _estimate_command(args, rest: list[str]) -> int:
+    from .objectives import OBJECTIVES
     from .training.arguments import parse_recipe
-    from .training.run import DEFAULT_PRESET
 
     try:
-        model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": DEFAULT_PRESET["mlm"]}, on_this_machine=False)
+        # the recipe's own preset decides the objective; without one, the MLM default
+        model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": OBJECTIVES["mlm"].default_preset})
         result = estimate(model_args, data_args, training_args, gpu=args.gpu, num_gpus=args.num_gpus, mfu=args.mfu,
                           measure=args.measure)
     except (ValueError, KeyError) as err:
@@ -268,6 +182,8 @@ def register(subparsers) -> None:
                     "gradients, AdamW state, activations measured from the model's own forward pass, margin), "
                     "tokens per optimizer step and the time for its budget. Takes --config and any recipe field.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from .training.hardware import GPUS
+
     parser.add_argument("--gpu", choices=[*GPUS, "cpu", "here"], default="here",
                         help="the device to estimate for (here: this machine's)")
     parser.add_argument("--num_gpus", type=int, default=1, help="devices in data parallel")

@@ -12,35 +12,33 @@ import argparse
 import json
 import tempfile
 
-from .data.report import DataError, first_line, print_error
+from .data.report import DataError
+from .errors import first_line, print_error
+from .objectives import OBJECTIVES, Objective, objective_of_architectures
 
-OBJECTIVES = ("mlm", "clm")
 
-
-def _objective_of(config, objective: str | None) -> str:
+def _objective_of(config, objective: str | None) -> Objective:
     if objective:
-        return objective
-    names = " ".join(config.architectures or [])
-    if "MaskedLM" in names:
-        return "mlm"
-    if "CausalLM" in names or "LMHeadModel" in names:
-        return "clm"
-    raise ValueError(f"cannot tell whether {config.name_or_path} is a masked or a causal LM "
-                     f"(architectures: {config.architectures}); pass --objective mlm or clm")
+        return OBJECTIVES[objective]
+    found = objective_of_architectures(config.architectures)
+    if found is None:
+        raise ValueError(f"cannot tell the objective of {config.name_or_path} (architectures: "
+                         f"{config.architectures}); pass --objective ({' or '.join(OBJECTIVES)})")
+    return found
 
 
 def _load(model: str, objective: str | None):
-    """(model, tokenizer, objective); a missing or unsuitable model is a ValueError in one line."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    """(model, tokenizer, Objective); a missing or unsuitable model is a ValueError in one line."""
+    import transformers
 
     from .inference import check_model_source
 
     where = check_model_source(model)
     try:
-        config = AutoConfig.from_pretrained(model)
-        objective = _objective_of(config, objective)
-        auto = AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM
-        return auto.from_pretrained(model).eval(), AutoTokenizer.from_pretrained(model), objective
+        config = transformers.AutoConfig.from_pretrained(model)
+        spec = _objective_of(config, objective)
+        auto = getattr(transformers, spec.auto_class)
+        return auto.from_pretrained(model).eval(), transformers.AutoTokenizer.from_pretrained(model), spec
     except (OSError, KeyError) as err:
         raise ValueError(f"cannot load {model!r} ({where}) as a language model: {first_line(err)}") from None
 
@@ -66,26 +64,25 @@ def evaluate_model(model: str, *, dataset: str = "builtin", split: str = "valida
     datasets.disable_progress_bars()
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
-    lm, tokenizer, objective = _load(model, objective)
+    lm, tokenizer, spec = _load(model, objective)
     limit = _max_positions(lm.config)
     length = max_seq_length or min(128, limit or 128)
     if limit and length > limit:
         raise ValueError(f"max_seq_length={length} is longer than the model's {limit} positions")
-    if objective == "mlm" and tokenizer.mask_token is None:
-        raise ValueError(f"{model} has no mask token: it cannot be scored as a masked LM")
-    data_args = DataArguments(dataset=dataset, max_seq_length=length, static_masking=objective == "mlm",
+    spec.check_tokenizer(tokenizer, model)
+    data_args = DataArguments(dataset=dataset, max_seq_length=length, static_masking=spec.masked,
                               mlm_probability=mlm_probability, masking_seed=masking_seed, **source)
-    blocks = load_lm_datasets(data_args, tokenizer, objective)[split]
+    blocks = load_lm_datasets(data_args, tokenizer, spec.name)[split]
     if max_blocks:
         blocks = blocks.select(range(min(max_blocks, len(blocks))))
     if not len(blocks):
         raise DataError(f"{dataset}: the {split} split has no block of {length} tokens")
-    compute_metrics, preprocess = lm_metrics(objective)
+    compute_metrics, preprocess = lm_metrics(spec.name)
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none",
                                  use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
         trainer = Trainer(model=lm, args=args, eval_dataset=blocks, processing_class=tokenizer,
-                          data_collator=lm_data_collator(data_args, tokenizer, objective),
+                          data_collator=lm_data_collator(data_args, tokenizer, spec.name),
                           compute_metrics=compute_metrics, preprocess_logits_for_metrics=preprocess)
         trainer.remove_callback(PrinterCallback)  # the result is printed once, below
         # each batch's loss as the model computes it (its mean over scored tokens). With loss kwargs, Trainer
@@ -93,14 +90,14 @@ def evaluate_model(model: str, *, dataset: str = "builtin", split: str = "valida
         # recognised as causal): the loss of a 32-token window came out 31/32 of the true value.
         trainer.model_accepts_loss_kwargs = False
         metrics = trainer.evaluate()
-    if objective == "mlm":
+    if spec.masked:
         scored = sum(sum(label != -100 for label in row) for row in blocks["labels"])
-    else:
-        scored = sum(len(row) - 1 for row in blocks["input_ids"])
+    else:  # every token but the one each row's last position would predict
+        scored = sum(len(row) - spec.next_token for row in blocks["input_ids"])
     return {
-        "model": model, "objective": objective, "dataset": dataset, "split": split, "blocks": len(blocks),
+        "model": model, "objective": spec.name, "dataset": dataset, "split": split, "blocks": len(blocks),
         "max_seq_length": length, "scored_tokens": int(scored),
-        **({"mlm_probability": mlm_probability, "masking_seed": masking_seed} if objective == "mlm" else {}),
+        **({"mlm_probability": mlm_probability, "masking_seed": masking_seed} if spec.masked else {}),
         "loss": metrics["eval_loss"], "perplexity": perplexity(metrics["eval_loss"]), "accuracy": metrics["eval_accuracy"],
     }
 
@@ -120,7 +117,7 @@ def _evaluate_command(args) -> int:
         print(json.dumps(result))
         return 0
     masks = (f", fixed masks at {result['mlm_probability']:.0%} (seed {result['masking_seed']})"
-             if result["objective"] == "mlm" else "")
+             if "masking_seed" in result else "")
     print(f"{result['model']} ({result['objective']}) on {result['dataset']} {result['split']}: "
           f"{result['blocks']:,} blocks of {result['max_seq_length']}, {result['scored_tokens']:,} tokens scored{masks}")
     print(f"loss        {result['loss']:.4f}\nperplexity  {result['perplexity']:.2f}\naccuracy    {result['accuracy']:.2%}")
@@ -139,7 +136,7 @@ def register(subparsers) -> None:
     parser.add_argument("model", help="a model folder (e.g. outputs/microbert-cpu) or a Hub id")
     add_dataclass_arguments(parser, DataArguments, only=(*SOURCE_OPTIONS, "mlm_probability", "masking_seed"))
     parser.add_argument("--split", default="validation", help="train or validation")
-    parser.add_argument("--objective", choices=OBJECTIVES, default=None,
+    parser.add_argument("--objective", choices=list(OBJECTIVES), default=None,
                         help="mlm or clm; default: from the model's architecture")
     parser.add_argument("--max_seq_length", type=int, default=None,
                         help="tokens per window; default: 128 or the model's positions if fewer")

@@ -9,10 +9,9 @@
 unless --force_fresh. The logic lives in hfmicro/training/run.py.
 """
 
-import os
 import sys
 
 from hfmicro.training.run import main
 
 if __name__ == "__main__":
-    sys.exit(main("mlm", default_recipe=os.path.join(os.path.dirname(os.path.abspath(__file__)), "microbert-cpu.yaml")))
+    sys.exit(main("mlm"))

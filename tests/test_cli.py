@@ -140,7 +140,7 @@ def test_generate_greedy_matches_generate_and_reports_probabilities(tiny_folders
 
 
 def test_repetition_measures():
-    from hfmicro.inference import repetition
+    from hfmicro.pipelines import repetition
 
     assert repetition([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]) == {"repeated_4grams": 5 / 9, "distinct_2": 4 / 11}
     assert repetition(list(range(10))) == {"repeated_4grams": 0.0, "distinct_2": 1.0}
@@ -280,11 +280,13 @@ def test_estimate_counts_parameters_exactly_and_memory_by_part(capsys):
     from hfmicro.models import count_parameters
     from hfmicro.presets import build_model
     from hfmicro.training.arguments import parse_recipe
-    from hfmicro.training.run import SHIPPED_TOKENIZERS, _load_tokenizer, _model_config
+    from hfmicro.objectives import OBJECTIVES
+    from hfmicro.training.build import load_tokenizer, model_config
 
+    mlm = OBJECTIVES["mlm"]
     r = estimate_json(capsys, "--gpu", "a10")
     m, d, _ = parse_recipe(["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml")])
-    config = _model_config(m, d, _load_tokenizer(SHIPPED_TOKENIZERS["mlm"], "mlm"), "mlm")
+    config = model_config(m, d, load_tokenizer(mlm.tokenizer, mlm), mlm)
     params = count_parameters(build_model(config))["total"]
     assert r["parameters"]["total"] == params and r["precision"] == "bf16" and r["device"] == "NVIDIA A10"
     parts = r["memory_bytes"]

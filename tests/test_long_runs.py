@@ -184,7 +184,7 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_step(tmp_path):
 @pytest.fixture
 def nan_at_step(monkeypatch):
     """Make the loss NaN in the forward pass of one optimizer step (through the real training loop)."""
-    from hfmicro.training.run import PretrainingTrainer
+    from hfmicro.training.trainer import PretrainingTrainer
 
     original = PretrainingTrainer.compute_loss
 
@@ -370,7 +370,7 @@ def test_the_final_save_gathers_full_weights_under_sharded_fsdp(tmp_path, monkey
 
     from hfmicro.presets import build_model, preset_config
     from hfmicro.training.arguments import PretrainingArguments
-    from hfmicro.training.run import PretrainingTrainer
+    from hfmicro.training.trainer import PretrainingTrainer
 
     model = build_model(preset_config("microbert-toy", vocab_size=8000))
     tokenizer = AutoTokenizer.from_pretrained(os.path.join(ROOT, "tokenizers", "microbert-8k"))

@@ -335,3 +335,28 @@ def test_auto_classes_are_registered():
     assert type(AutoModelForMaskedLM.from_config(tiny_config("microbert"))) is MicroBertForMaskedLM
     assert type(AutoModelForCausalLM.from_config(tiny_config("microgpt"))) is MicroGPTForCausalLM
     assert hfmicro.MicroBertModel.__name__ == "MicroBertModel"
+
+
+def test_copied_helpers_are_identical_to_their_source():
+    """Each modeling file ships alone with a checkpoint (trust_remote_code), so the helpers the two share are
+    copies; every copy says `# Copied from <module>.<name>` on the line above it and must stay identical to it."""
+    import ast
+    import importlib
+    import inspect
+
+    from hfmicro.models.microbert import modeling_microbert
+    from hfmicro.models.microgpt import modeling_microgpt
+
+    copies = 0
+    for module in (modeling_microbert, modeling_microgpt):
+        source = inspect.getsource(module)
+        lines = source.splitlines()
+        for node in ast.parse(source).body:
+            marker = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+            if marker.startswith("# Copied from "):
+                origin_module, _, name = marker.removeprefix("# Copied from ").rpartition(".")
+                original = inspect.getsource(getattr(importlib.import_module(origin_module), name))
+                copy = "\n".join(lines[node.lineno - 1 : node.end_lineno]) + "\n"
+                assert copy == original, f"{module.__name__}.{node.name} differs from its source"
+                copies += 1
+    assert copies >= 2  # rotary_cos_sin, apply_rotary

@@ -68,7 +68,7 @@ def test_fertility_reports_tokens_per_character_and_no_words_without_spaces(chin
 def test_demos_run_through_the_pipelines_and_leave_trainings_random_state_alone(bert_tokenizer, gpt_tokenizer):
     import torch
 
-    from hfmicro.inference import fill_mask
+    from hfmicro.pipelines import fill_mask
     from hfmicro.models import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
     from hfmicro.training.probes import fill_mask_demo, generation_demo
     from transformers import pipeline

@@ -14,10 +14,12 @@ import yaml
 
 from hfmicro.presets import PRESETS
 from hfmicro.training.arguments import load_recipe_yaml, parse_recipe
+from hfmicro.training.hardware import detect_hardware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "accelerate_configs", "*.yaml")))
+HERE = detect_hardware()  # this machine: a recipe's precision is settled for it, as a launch does
 
 
 def test_recipes_exist():
@@ -30,7 +32,7 @@ def test_every_recipe_yaml_validates(path, tmp_path):
     values = load_recipe_yaml(path)
     assert values["preset"] in PRESETS
     model_args, data_args, args = parse_recipe(["--config", path, "--output_dir", str(tmp_path), "--use_cpu", "true",
-                                                "--precision", "fp32"])
+                                                "--precision", "fp32"], hardware=HERE)
     assert model_args.preset == values["preset"]
     assert data_args.max_seq_length == values.get("max_seq_length", 128)
     if "learning_rate" in values:
@@ -45,13 +47,14 @@ def test_every_recipe_yaml_validates(path, tmp_path):
 def test_the_users_recipes_train_the_options_except_under_fp16(name, tmp_path):
     """The users' presets carry the default recipes' options; the fp16 (2xT4) recipes switch off the ones that
     may overflow fp16 (ReLU² squares activations) with those that go with them, and keep the rest."""
-    from hfmicro.training.arguments import SHIPPED_TOKENIZERS
-    from hfmicro.training.run import _load_tokenizer, _model_config
+    from hfmicro.objectives import OBJECTIVES
+    from hfmicro.training.build import load_tokenizer, model_config
 
     objective = "mlm" if name.startswith("microbert") else "clm"
+    spec = OBJECTIVES[objective]
     model_args, data_args, _ = parse_recipe(["--config", os.path.join(ROOT, "recipes", name), "--output_dir",
-                                             str(tmp_path)], on_this_machine=False)
-    config = _model_config(model_args, data_args, _load_tokenizer(SHIPPED_TOKENIZERS[objective], objective), objective)
+                                             str(tmp_path)])
+    config = model_config(model_args, data_args, load_tokenizer(spec.tokenizer, spec), spec)
     fp16 = "t4x2" in name
     assert not config.use_bias and config.hidden_dropout_prob == config.attention_probs_dropout_prob == 0.0
     assert config.hidden_act == ("relu2" if not fp16 else "gelu" if objective == "mlm" else "gelu_new")
@@ -95,7 +98,7 @@ def test_bad_options_are_refused_naming_the_field(tmp_path, argv, yaml_extra, me
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"preset": "microbert-toy", **yaml_extra}))
     with pytest.raises(ValueError, match=message):
-        parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out"), *argv])
+        parse_recipe(["--config", str(recipe), "--output_dir", str(tmp_path / "out"), *argv], hardware=HERE)
 
 
 def test_yaml_values_take_the_type_of_their_field(tmp_path):
@@ -184,7 +187,7 @@ def test_the_options_that_comments_suggest_are_accepted(path, tmp_path):
     known = {f.name for f in every}
     bools = {f.name for f in every if f.type in (bool, "bool", bool | None, "bool | None")}
     for flags in comment_flags(path, known, bools):
-        parse_recipe([*flags, "--output_dir", str(tmp_path)], on_this_machine=False)  # raises naming what is wrong
+        parse_recipe([*flags, "--output_dir", str(tmp_path)])  # raises naming what is wrong
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
@@ -230,7 +233,7 @@ def test_accelerate_configs_load_and_match_their_hardware(path):
 def test_invalid_training_options_are_refused_before_any_work(tmp_path, argv, message):
     with pytest.raises(ValueError, match=message):
         parse_recipe(["--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
-                      "--output_dir", str(tmp_path / "out"), *argv])
+                      "--output_dir", str(tmp_path / "out"), *argv], hardware=HERE)
 
 
 @pytest.fixture(scope="module")

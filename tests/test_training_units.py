@@ -10,8 +10,9 @@ import torch
 from transformers import EvalPrediction
 
 from hfmicro.models import flops_per_token
-from hfmicro.training.hardware import Hardware, auto_batch_size, resolve_precision
+from hfmicro.training.hardware import Hardware, resolve_precision
 from hfmicro.metrics import lm_metrics
+from hfmicro.models import MicroBertForMaskedLM
 from test_models_common import tiny_config
 
 T4 = Hardware("cuda", "Tesla T4", (7, 5), 16 * 2**30)
@@ -43,14 +44,47 @@ def test_peak_flops_and_flops_per_token():
     assert flops_per_token(config, 128) == expected
 
 
-def test_auto_batch_size_scales_with_memory():
-    args = dict(params=30_000_000, hidden_size=512, num_layers=8, seq_len=512, vocab_size=8000, precision="bf16")
-    a10, h100, t4 = (auto_batch_size(h, **args) for h in (A10, H100, T4))
-    assert t4 < a10 < h100
-    assert all(b & (b - 1) == 0 for b in (a10, h100, t4))  # powers of two
-    assert auto_batch_size(CPU, **args) == 32
+def test_auto_batch_size_is_the_largest_power_of_two_that_estimate_says_fits():
+    """--auto_batch_size and `hfmicro estimate` share one memory model (the batch size had a formula of its
+    own that charged full fp32 logits to every token)."""
+    from hfmicro.objectives import OBJECTIVES
+    from hfmicro.training.memory import activation_cost, fit_batch_size, training_memory
+
+    mlm, config = OBJECTIVES["mlm"], tiny_config("microbert", max_position_embeddings=128)
+    params = MicroBertForMaskedLM(config).num_parameters()
+    acts = activation_cost(config, 128, mlm, 0.15, "bf16", gradient_checkpointing=False)
+
+    def total(batch, num_gpus=1):
+        return sum(training_memory(params, config, mlm, batch, 128, 0.15, acts, num_gpus).values())
+
+    # GPUs of a few hundred MB, so the tiny model's batch depends on them (the CUDA context alone is 0.5 GB)
+    gpus = [Hardware("cuda", f"GPU {mb} MB", (8, 0), mb * 10**6) for mb in (600, 700, 900)]
+    batches = [fit_batch_size(gpu, config, mlm, 128, 0.15, "bf16", False) for gpu in gpus]
+    assert batches[0] < batches[1] < batches[2] and all(b & (b - 1) == 0 for b in batches)  # powers of two
+    for gpu, batch in zip(gpus, batches):
+        assert total(batch) <= gpu.memory_bytes < total(2 * batch)
+    two = fit_batch_size(gpus[2], config, mlm, 128, 0.15, "bf16", False, num_gpus=2)  # DDP's gradient buckets too
+    assert total(two, 2) <= gpus[2].memory_bytes < total(2 * two, 2)
     with pytest.raises(ValueError, match="does not fit"):
-        auto_batch_size(T4, **(args | {"params": 2_000_000_000}))
+        fit_batch_size(Hardware("cuda", "GPU 400 MB", (8, 0), 400 * 10**6), config, mlm, 128, 0.15, "bf16", False)
+
+
+def test_auto_batch_size_plans_for_the_runs_own_precision_and_processes(monkeypatch):
+    """An fp16 run's batch was sized for "bf16", and every run's for one process."""
+    from types import SimpleNamespace
+
+    from hfmicro.data import DataArguments
+    from hfmicro.objectives import OBJECTIVES
+    from hfmicro.training import build
+
+    asked = []
+    monkeypatch.setattr(build, "fit_batch_size", lambda *args, **kwargs: asked.append(args) or 64)
+    args = SimpleNamespace(bf16=False, fp16=True, gradient_checkpointing=False, world_size=2,
+                           per_device_train_batch_size=32)
+    config = tiny_config("microbert")
+    assert build.choose_batch_size(T4, config, OBJECTIVES["mlm"], DataArguments(), args) == 64
+    assert asked[0][5:] == ("fp16", False, 2)  # precision, gradient checkpointing, processes
+    assert build.choose_batch_size(CPU, config, OBJECTIVES["mlm"], DataArguments(), args) == 32  # no GPU: kept
 
 
 def test_accuracy_metrics_from_sparse_and_dense_logits():
@@ -187,21 +221,28 @@ def test_tokens_per_second_reaches_tensorboard(tmp_path):
     assert all("tokens_per_second" in r for r in history if "loss" in r and r["step"] > 2)
 
 
-def test_training_arguments_do_not_query_the_hardware(tmp_path, monkeypatch):
-    """PretrainingArguments is a plain dataclass; the recipe parser places it on the hardware."""
+def test_parsing_options_neither_queries_the_hardware_nor_starts_a_process_group(tmp_path, monkeypatch):
+    """Options are read without side effects: the run detects the hardware once and hands it in, and starts
+    the CPU ranks' process group itself (parsing used to start gloo, and the hardware was detected twice)."""
+    import torch.distributed
+
     from hfmicro.training import arguments, hardware
-    from hfmicro.training.arguments import PretrainingArguments, parse_recipe
+    from hfmicro.training.arguments import PretrainingArguments, parse_recipe, read_options
 
-    def no_hardware(*args, **kwargs):
-        raise AssertionError("hardware queried while building the arguments")
+    def forbidden(*args, **kwargs):
+        raise AssertionError("called while parsing options")
 
-    monkeypatch.setattr(hardware, "detect_hardware", no_hardware)
-    monkeypatch.setattr(arguments, "detect_hardware", no_hardware, raising=False)
+    monkeypatch.setattr(hardware, "detect_hardware", forbidden)
+    monkeypatch.setattr(arguments, "detect_hardware", forbidden, raising=False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", forbidden)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as a launcher sets it for rank 0 of two CPU ranks
+    options = read_options(["--output_dir", str(tmp_path)])
+    assert options.precision == "auto" and not (options.bf16 or options.fp16)
+    monkeypatch.delenv("WORLD_SIZE")
     args = PretrainingArguments(output_dir=str(tmp_path), report_to=[])
     assert args.precision == "auto" and not (args.bf16 or args.fp16)
-    monkeypatch.undo()
-    _, _, parsed = parse_recipe(["--output_dir", str(tmp_path)])
-    assert parsed.use_cpu and parsed.precision == "fp32" and not (parsed.bf16 or parsed.fp16)  # this CPU machine
+    _, _, parsed = parse_recipe(["--output_dir", str(tmp_path)], hardware=CPU)  # settled for the hardware given
+    assert parsed.use_cpu and parsed.precision == "fp32" and not (parsed.bf16 or parsed.fp16)
 
 
 def test_tokens_per_second_leaves_out_evaluation_and_saving(monkeypatch):

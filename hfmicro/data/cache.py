@@ -114,7 +114,7 @@ def _cache_command(args) -> int:
         removed = clear(args.keys)
         if args.keys and len(removed) < len(args.keys):
             missing = sorted(set(args.keys) - {e.key for e in removed})
-            from .report import print_error
+            from ..errors import print_error
 
             return print_error(f"no cache entry {', '.join(missing)} (see `hfmicro cache info`)")
         print(f"removed {len(removed)} entries ({sum(e.bytes for e in removed) / 1e6:.1f} MB) from {packed_dir()}")

@@ -4,7 +4,8 @@ Offline, `load_dataset` retries for ~24 s before failing; a 3-second probe of th
 first turns that into an immediate, explicit error.
 """
 
-from .report import DataError, first_line
+from ..errors import first_line
+from .report import DataError
 
 PROBE_TIMEOUT_S = 3.0
 

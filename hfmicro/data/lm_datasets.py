@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
+from ..objectives import objective_named
 from . import packing
 from .arguments import DataArguments
 from .cache import (
@@ -224,8 +225,8 @@ def load_lm_datasets(data_args: DataArguments, tokenizer, objective: str, *, sum
     import datasets
 
     fmt = block_format(tokenizer, objective, data_args.max_seq_length, data_args.keep_partial_block)
-    if data_args.static_masking and objective != "mlm":
-        raise ValueError("static_masking applies to the mlm objective only")
+    if data_args.static_masking and not objective_named(objective).masked:
+        raise ValueError(f"static_masking applies to masked language modelling, not to {objective}")
     summary = summary if summary is not None else DataSummary()
     summary.dataset = data_args.dataset
     if data_args.streaming:
@@ -305,15 +306,16 @@ def lm_data_collator(data_args: DataArguments, tokenizer, objective: str):
 
     from .collator import ReplayableMaskingCollator
 
-    if objective == "mlm" and data_args.static_masking:
+    spec = objective_named(objective)
+    if spec.masked and data_args.static_masking:
         return default_data_collator
-    if objective == "clm" and tokenizer.pad_token_id is not None and tokenizer.pad_token_id == tokenizer.eos_token_id:
+    if spec.next_token and tokenizer.pad_token_id is not None and tokenizer.pad_token_id == tokenizer.eos_token_id:
         logger.warning(
             "pad_token == eos_token: the collator will hide every document-end token from the loss "
             "(the model never learns to stop); give the tokenizer its own pad token."
         )
     # pad_to_multiple_of=8 only matters for a kept partial block: tensor cores want multiples of 8
-    if objective == "mlm":
+    if spec.masked:
         return ReplayableMaskingCollator(tokenizer, mlm_probability=data_args.mlm_probability, pad_to_multiple_of=8,
                                          masking_seed=data_args.masking_seed)
     return DataCollatorForLanguageModeling(tokenizer, mlm=False, pad_to_multiple_of=8)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..objectives import objective_named
+
 TOKENIZE_BATCH = 1000  # documents per tokenizer call: large enough for the Rust tokenizer's threads
 # A tokenizer holds ~80 bytes per token of a text it encodes (ids, offsets, token strings), so a 50 MB
 # single-line document took ~7 GB. Long texts go in pieces, at most TOKENIZE_CHARS characters per call.
@@ -47,15 +49,14 @@ class BlockFormat:
 
 
 def block_format(tokenizer, objective: str, max_seq_length: int, keep_partial_block: bool) -> BlockFormat:
-    if objective not in ("mlm", "clm"):
-        raise ValueError(f"objective must be 'mlm' or 'clm', got {objective!r}")
+    spec = objective_named(objective)
     separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     if separator is None:
         raise ValueError(
             f"the tokenizer ({type(tokenizer).__name__}) has neither a sep_token nor an eos_token to "
             "separate documents; add one (e.g. [SEP] or <|endoftext|>) when building the tokenizer."
         )
-    prefix = tokenizer.cls_token_id if objective == "mlm" else None
+    prefix = getattr(tokenizer, spec.block_prefix) if spec.block_prefix else None
     return BlockFormat(max_seq_length, separator, prefix, keep_partial_block)
 
 

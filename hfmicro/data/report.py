@@ -65,27 +65,11 @@ class ReadReport:
         return describe_skipped(self.bad_rows, rows, self.bad_row_reasons, next(iter(self.bad_row_examples), None))
 
 
-def first_line(err: BaseException) -> str:
-    """An exception's first line (library errors often add pages of context), or its type's name."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-EXIT_USAGE = 2  # a bad option, input or data: nothing was done
-
-
-def print_error(err) -> int:
-    """The one way every entry point (recipes, train_bpe.py, each `hfmicro` verb) reports a bad option,
-    input or data: `hfmicro: error: ...` as one line on stderr. Returns the exit code, 2."""
-    import sys
-
-    print(f"hfmicro: error: {err}", file=sys.stderr, flush=True)
-    return EXIT_USAGE
-
-
 def exit_on_data_error(handler):
     """For CLI handlers: a DataError becomes one `hfmicro: error:` line and exit code 2, not a traceback."""
     import functools
+
+    from ..errors import print_error
 
     @functools.wraps(handler)
     def wrapped(args) -> int:

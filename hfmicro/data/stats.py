@@ -7,7 +7,8 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from .packing import TOKENIZE_BATCH, token_ids
-from .report import DataError, ReadReport, exit_on_data_error, print_error
+from ..errors import print_error
+from .report import DataError, ReadReport, exit_on_data_error
 from .sources import iter_rows
 
 
@@ -115,7 +116,7 @@ def _stats_command(args) -> int:
 def _prepare_command(args) -> int:
     from dataclasses import fields
 
-    from ..training.arguments import SHIPPED_TOKENIZERS
+    from ..objectives import OBJECTIVES
     from .arguments import DataArguments
     from .lm_datasets import DataSummary, load_lm_datasets
 
@@ -127,7 +128,8 @@ def _prepare_command(args) -> int:
         return print_error("streaming: a streamed corpus is read while training; there is nothing to prepare")
     from transformers import AutoTokenizer
 
-    path = args.tokenizer or SHIPPED_TOKENIZERS[args.objective]
+    objective = OBJECTIVES[args.objective]
+    path = args.tokenizer or objective.tokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError:
@@ -159,7 +161,10 @@ def register(subparsers) -> None:
         description="Tokenise, pack and cache a corpus exactly as a recipe with the same options would, so a "
         "launch only loads it. Takes every data option of the recipes.",
     )
-    prepare.add_argument("--objective", choices=["mlm", "clm"], default="mlm", help="mlm (MicroBERT) or clm (MicroGPT)")
+    from ..objectives import OBJECTIVES
+
+    prepare.add_argument("--objective", choices=list(OBJECTIVES), default="mlm",
+                         help=", ".join(f"{o.name}: {o.description} ({o.family})" for o in OBJECTIVES.values()))
     prepare.add_argument("--tokenizer", default=None,
                          help="tokenizer folder or Hub id; default: the 8k BPE shipped for the objective")
     add_dataclass_arguments(prepare, DataArguments)

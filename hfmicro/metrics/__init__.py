@@ -27,6 +27,9 @@ def lm_metrics(objective: str):
     scored); compute_metrics scores them with the `token_accuracy` module."""
     import torch
 
+    from ..objectives import objective_named
+
+    next_token = objective_named(objective).next_token
     accuracy = load_metric("token_accuracy")
 
     def preprocess_logits_for_metrics(logits, labels):
@@ -40,7 +43,7 @@ def lm_metrics(objective: str):
 
     def compute_metrics(eval_pred):
         predictions, labels = eval_pred.predictions, eval_pred.label_ids
-        if objective == "clm":  # position t predicts token t + 1
+        if next_token:  # position t predicts token t + 1
             predictions, labels = predictions[:, :-1], labels[:, 1:]
         scored = labels != -100
         result = accuracy.compute(predictions=predictions[scored], references=labels[scored])

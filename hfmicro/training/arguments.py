@@ -4,82 +4,70 @@
 A key that no dataclass knows, in the YAML or on the command line, is an error naming the key.
 """
 
+import argparse
 import os
+import re
 import sys
+import types
+import typing
 from argparse import ArgumentTypeError
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..data import DataArguments
+from ..models import MicroBertConfig, MicroGPTConfig
 from ..presets import PRESETS
-from .hardware import place_on_hardware
+from .hardware import Hardware, resolve_precision
 
-# the tokenizers shipped in the repository's tokenizers/ folder (an editable install or a checkout)
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RENAMED = {"probe_steps": "demo_steps"}  # old option -> its name now, for the error message
-SHIPPED_TOKENIZERS = {
-    "mlm": os.path.join(_REPO, "tokenizers", "microbert-8k"),
-    "clm": os.path.join(_REPO, "tokenizers", "microgpt-8k"),
-}
+# config fields that are not options: the vocabulary and special tokens follow the tokenizer; the cache is for
+# generation
+NOT_OPTIONS = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id", "use_cache")
+_HELP = {"max_position_embeddings": "Positions the model supports; default: the data's max_seq_length."}
+_FAMILY_NAMES = {MicroBertConfig: "MicroBERT", MicroGPTConfig: "MicroGPT"}
 
 
-@dataclass
-class ModelArguments:
-    preset: str = field(
-        default="microbert-toy",
-        metadata={"help": f"Model size, a row of the preset table: {', '.join(PRESETS)}. Any field below overrides it."},
-    )
-    tokenizer: str | None = field(
-        default=None,
-        metadata={"help": "Tokenizer folder or Hub id; default: the 8k BPE shipped in tokenizers/ for this objective."},
-    )
-    hidden_size: int | None = field(default=None, metadata={"help": "Override the preset's hidden size."})
-    num_hidden_layers: int | None = field(default=None, metadata={"help": "Override the preset's layer count."})
-    num_attention_heads: int | None = field(default=None, metadata={"help": "Override the preset's head count."})
-    intermediate_size: int | None = field(default=None, metadata={"help": "Override the preset's MLP width."})
-    max_position_embeddings: int | None = field(
-        default=None, metadata={"help": "Positions the model supports; default: the data's max_seq_length."}
-    )
-    pre_norm: bool | None = field(default=None, metadata={"help": "MicroBERT: pre-LN instead of BERT's post-LN."})
-    use_bias: bool | None = field(default=None, metadata={"help": "Biases in linear layers and norms."})
-    mlp_type: str | None = field(default=None, metadata={"help": "'mlp' or 'glu' (gated MLP)."})
-    hidden_act: str | None = field(
-        default=None, metadata={"help": "MLP activation (a transformers ACT2FN key: gelu, gelu_new, relu2, silu, ...)."}
-    )
-    head_act: str | None = field(
-        default=None, metadata={"help": "MicroBERT: activation of the MLM prediction head (default: hidden_act)."}
-    )
-    hidden_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
-    attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention."})
-    position_embedding_type: str | None = field(
-        default=None, metadata={"help": "'absolute' (learned, as BERT and GPT-2) or 'rotary' (RoPE)."}
-    )
-    qk_norm: bool | None = field(default=None, metadata={"help": "RMS-normalise queries and keys."})
-    zero_init_residual: bool | None = field(
-        default=None, metadata={"help": "MicroGPT: zero-initialise the output projections (blocks start as identity)."}
-    )
-    tie_word_embeddings: bool | None = field(
-        default=None, metadata={"help": "Output head shares the token embeddings (false = untied head)."}
-    )
-    type_vocab_size: int | None = field(default=None, metadata={"help": "MicroBERT: token-type embeddings (0 = none)."})
-    decoder_bias: bool | None = field(
-        default=None, metadata={"help": "MicroBERT: a bias on the vocabulary projection (default: as use_bias)."}
-    )
-    residual_init: str | None = field(
-        default=None,
-        metadata={"help": "MicroBERT: init of the projections into the residual stream: 'normal' (BERT), 'scaled' "
-                          "(std / sqrt(2 x layers), as ModernBERT) or 'zero'."},
-    )
-    value_residual: bool | None = field(
-        default=None, metadata={"help": "MicroBERT: later layers mix in the first layer's attention values (ResFormer)."}
-    )
-    use_moe: bool = field(default=False, metadata={"help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})
-    num_experts: int | None = field(default=None, metadata={"help": "MicroGPT: experts per MoE layer."})
-    num_experts_per_tok: int | None = field(default=None, metadata={"help": "MicroGPT: experts each token uses."})
-    router_aux_loss_coef: float | None = field(default=None, metadata={"help": "MicroGPT: load-balancing loss weight."})
+def _config_docs(config_class) -> dict[str, str]:
+    """Each field's description in the config class's docstring (its `Args:` block)."""
+    docs, name = {}, None
+    for line in (config_class.__doc__ or "").splitlines():
+        if match := re.match(r" {8}(\w+): (.*)", line):
+            name = match.group(1)
+            docs[name] = match.group(2)
+        elif name and line.startswith(" " * 12):
+            docs[name] += " " + line.strip()
+    return docs
 
+
+def _option_type(annotation):
+    """The flag's type for a config field's annotation: None removed, `float | int` read as a float."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = tuple(a for a in args if a is not type(None))
+        annotation = float if set(args) == {float, int} else args[0]
+    return annotation
+
+
+def _model_option_fields() -> list[tuple[str, type, object]]:
+    """One `X | None = None` field per config field of either family (None keeps the preset's value), with
+    the config's own description as help; a field of one family only says which."""
+    options: dict[str, tuple[type, str]] = {}
+    for config_class in (MicroBertConfig, MicroGPTConfig):
+        docs = _config_docs(config_class)
+        for name, annotation in config_class.__annotations__.items():
+            if name in NOT_OPTIONS:
+                continue
+            help_text = _HELP.get(name, docs.get(name, ""))
+            if name in options:
+                options[name] = (options[name][0], help_text)  # both families: no family named
+            else:
+                options[name] = (_option_type(annotation), f"{_FAMILY_NAMES[config_class]}: {help_text}")
+    return [(name, kind | None, field(default=None, metadata={"help": text})) for name, (kind, text) in options.items()]
+
+
+class _ModelOptions:
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"preset: unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -91,6 +79,19 @@ class ModelArguments:
         if self.use_moe and "num_experts" not in overrides:
             overrides["num_experts"] = 4
         return overrides
+
+
+# The model options: a preset, a tokenizer, and every field of MicroBertConfig / MicroGPTConfig, derived from
+# the config classes so that a field added there is an option at once.
+ModelArguments = make_dataclass("ModelArguments", [
+    ("preset", str, field(default="microbert-toy", metadata={
+        "help": f"Model size, a row of the preset table: {', '.join(PRESETS)}. Any field below overrides it."})),
+    ("tokenizer", str | None, field(default=None, metadata={
+        "help": "Tokenizer folder or Hub id; default: the 8k BPE shipped in tokenizers/ for this objective."})),
+    *_model_option_fields(),
+    ("use_moe", bool, field(default=False, metadata={
+        "help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})),
+], bases=(_ModelOptions,), namespace={"__module__": __name__})
 
 
 @dataclass
@@ -181,22 +182,24 @@ class PretrainingArguments(TrainingArguments):
                              f"{self.warmup_steps}")
 
 
+def _parser() -> HfArgumentParser:
+    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments), allow_abbrev=False)
+    parser.add_argument("--config", default=None, help="Recipe YAML whose keys are any of the fields below.")
+    return parser
+
+
 def _known_keys(parser: HfArgumentParser) -> set[str]:
     return {f.name for dtype in parser.dataclass_types for f in fields(dtype) if f.init}
 
 
-def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None, on_this_machine: bool = True):
-    """(ModelArguments, DataArguments, PretrainingArguments) from `--config x.yaml` and flags.
+def read_options(argv: list[str] | None = None, defaults: dict | None = None) -> argparse.Namespace:
+    """Every option's value from `--config x.yaml` and flags, nothing built or started yet.
 
     `defaults` are the script's own (e.g. the preset for its objective); the YAML overrides them and
-    the flags override both. With `on_this_machine`, device and precision are settled for this machine
-    (`hfmicro estimate` plans for another one and keeps `precision` as asked). Raises ValueError naming
-    an unknown key or a bad value."""
+    the flags override both. Raises ValueError naming an unknown key or a bad value."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments), allow_abbrev=False)
-    parser.add_argument("--config", default=None, help="Recipe YAML whose keys are any of the fields below.")
+    parser = _parser()
     known = _known_keys(parser)
-
     config_path = None
     if argv.count("--config") > 1:
         raise ValueError("--config is given twice; give one recipe and override its fields with flags")
@@ -217,20 +220,55 @@ def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None, on
         renamed = RENAMED.get(unknown[0].lstrip("-").split("=")[0])
         hint = f"it is now --{renamed}" if renamed else "see --help for the fields a recipe accepts"
         raise ValueError(f"unknown option {unknown[0]}: {hint}")
-    # device and precision are settled before TrainingArguments is built: its __post_init__ sets up the device
-    if on_this_machine:
-        place_on_hardware(namespace)
-    values = vars(namespace)
-    return tuple(dtype(**{f.name: values[f.name] for f in fields(dtype) if f.init}) for dtype in parser.dataclass_types)
+    return namespace
+
+
+def settle_precision(options: argparse.Namespace, hardware: Hardware) -> None:
+    """Device and precision for `hardware`: `precision` becomes what `auto` resolves to and sets bf16/fp16; a
+    machine without GPUs sets use_cpu explicitly, so transformers sets up CPU DDP (gloo) for several
+    processes and allows bf16 autocast on CPU. Explicit --bf16/--fp16 flags must agree with --precision
+    (checked by the arguments, which see them as given)."""
+    options.use_cpu = hardware.device == "cpu"
+    flag = "bf16" if options.bf16 else "fp16" if options.fp16 else None
+    if flag is None or options.precision == flag:  # a conflict is reported by the arguments themselves
+        options.precision = resolve_precision(options.precision, hardware)
+        options.bf16, options.fp16 = options.precision == "bf16", options.precision == "fp16"
+
+
+def recipe_arguments(options: argparse.Namespace, hardware: Hardware | None = None):
+    """(ModelArguments, DataArguments, PretrainingArguments) of the options, with device and precision
+    settled for `hardware` (None: as asked, e.g. `hfmicro estimate` planning for another machine). Building
+    PretrainingArguments sets up transformers' distributed state, as TrainingArguments always does."""
+    if hardware is not None:
+        settle_precision(options, hardware)  # before TrainingArguments: its __post_init__ sets up the device
+    values = vars(options)
+    return tuple(dtype(**{f.name: values[f.name] for f in fields(dtype) if f.init})
+                 for dtype in (ModelArguments, DataArguments, PretrainingArguments))
+
+
+def parse_recipe(argv: list[str] | None = None, defaults: dict | None = None, *, hardware: Hardware | None = None):
+    """`read_options`, then `recipe_arguments`: the recipe's three argument dataclasses."""
+    return recipe_arguments(read_options(argv, defaults), hardware)
+
+
+def check_launch(data_args: DataArguments, args: PretrainingArguments) -> None:
+    """What a training launch cannot start with, though each option alone is valid."""
+    if args.hub_token:
+        raise ValueError("hub_token: do not pass the Hub token as an option (it would be saved with the run); "
+                         "use `hf auth login` or the HF_TOKEN environment variable")
+    if data_args.streaming and args.max_steps <= 0:
+        raise ValueError("max_steps: a streamed dataset has no length, so give --max_steps (e.g. --max_steps 20000)")
+    if args.early_stopping_patience and not (args.load_best_model_at_end and args.metric_for_best_model):
+        raise ValueError("early_stopping_patience needs load_best_model_at_end and metric_for_best_model")
 
 
 def _typed(parser: HfArgumentParser, values: dict, path: str) -> dict:
     """YAML strings converted as the same flag would be: YAML reads `1e-3` (no dot) and `'30'` as strings,
     which argparse leaves alone in defaults (a string learning rate or `pre_norm: 'yes'` got through)."""
-    types = {action.dest: action.type for action in parser._actions}
+    converters = {action.dest: action.type for action in parser._actions}
     typed = dict(values)
     for key, value in values.items():
-        convert = types.get(key)
+        convert = converters.get(key)
         if isinstance(value, str) and convert not in (None, str):
             try:
                 typed[key] = convert(value)
@@ -251,8 +289,7 @@ def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"{path} must be a mapping of option: value")
     if known is None:
-        parser = HfArgumentParser((ModelArguments, DataArguments, PretrainingArguments), allow_abbrev=False)
-        known = _known_keys(parser)
+        known = _known_keys(_parser())
     for key in values:
         if key not in known:
             hint = f"it is now {RENAMED[key]!r}" if key in RENAMED else "not a model, data or training option; see --help"

@@ -11,6 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..models import count_parameters
 from .hardware import cpu_name
+from .probes import DEMOS
 
 # the oldest transformers the modeling files run on (setup.py requires it too)
 TRANSFORMERS_FLOOR = "5.4"
@@ -21,16 +22,14 @@ def card_data(name: str, model, plan, report: dict) -> ModelCardData:
     dataset) and the held-out results as a model-index."""
     from ..data.files import looks_local
 
-    data_args = plan.data_args
-    task = "fill-mask" if plan.objective == "mlm" else "text-generation"
+    data_args, task = plan.data_args, plan.objective.task
     on_hub = data_args.dataset != "builtin" and not looks_local(data_args.dataset)
     dataset = data_args.dataset if on_hub else os.path.basename(os.path.normpath(data_args.dataset))
     results = [
         EvalResult(task_type=task, dataset_type=dataset, dataset_name=dataset, dataset_config=data_args.dataset_config,
                    dataset_split="validation", metric_type=metric, metric_name=label, metric_value=round(report[key], 4))
         for key, metric, label in (("eval_loss", "loss", "Loss"), ("eval_perplexity", "perplexity", "Perplexity"),
-                                   ("eval_accuracy", "accuracy",
-                                    "Masked-token accuracy" if plan.objective == "mlm" else "Next-token accuracy"))
+                                   ("eval_accuracy", "accuracy", f"{plan.objective.scored.capitalize()} accuracy"))
         if isinstance(report.get(key), (int, float)) and math.isfinite(report[key])
     ]
     return ModelCardData(library_name="transformers", pipeline_tag=task, model_name=name,
@@ -65,27 +64,19 @@ def write_model_card(folder: str, name: str, model, tokenizer, plan, report: dic
         ("training time", f"{report['train_seconds'] / 60:.1f} min on {where}, {plan.precision}"),
         ("eval loss", f"{report.get('eval_loss', float('nan')):.4f}"),
         ("eval perplexity", f"{report.get('eval_perplexity', float('nan')):.1f}"),
-        ("eval accuracy", f"{report.get('eval_accuracy', float('nan')):.2%} "
-                          f"({'masked tokens' if objective == 'mlm' else 'next token'})"),
+        ("eval accuracy", f"{report.get('eval_accuracy', float('nan')):.2%} ({objective.scored} prediction)"),
     ]
     if "probe_top5" in report:
         rows.append(("fill-mask probe", f"top-1 {report['probe_top1']:.1%}, top-5 {report['probe_top5']:.1%} on "
                                         f"{report['probe_size']} held-out sentences (unigram baseline top-5 "
                                         f"{report['unigram_top5']:.1%})"))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    usage = (
-        f'fill = pipeline("fill-mask", model="{name}", trust_remote_code=True)\n'
-        f'fill("The function returns a {tokenizer.mask_token} of the values.")'
-        if objective == "mlm"
-        else f'generate = pipeline("text-generation", model="{name}", '
-        f"trust_remote_code=True)\n"
-        'generate("The module provides", max_new_tokens=40, do_sample=True, top_p=0.95)'
-    )
+    usage = DEMOS[objective.task].usage.format(name=name, mask=tokenizer.mask_token)
     body = f"""
 # {name}
 
 A {model.config.model_type} model pre-trained from scratch with hfmicro
-({'masked' if objective == 'mlm' else 'causal'} language modelling). It loads with plain transformers {TRANSFORMERS_FLOOR} or
+({objective.description}). It loads with plain transformers {TRANSFORMERS_FLOOR} or
 newer (`trust_remote_code=True` runs the modeling file stored next to the weights) or with hfmicro installed.
 
 | | |

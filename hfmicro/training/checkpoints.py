@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from ..atomic import move_files_into, write_json_atomic
 
 LOCK_FILE = ".hfmicro-run.lock"
+STREAM_STATE = "stream_state.json"  # in each checkpoint of a streamed run: where its train stream stands
 STAGING_DIR = ".final-staging"
 FINAL_MARKER = "eval_results.json"
 

@@ -1,19 +1,27 @@
-"""What the hardware can do: precision, peak FLOP/s for MFU, and batch size from memory."""
+"""What the hardware can do: the GPUs we know (one table), precision, and peak FLOP/s for MFU."""
 
 import os
 import platform
 from dataclasses import dataclass
 
-import torch
 
-# Dense peak tensor throughput (FLOP/s, no sparsity) per GPU from the vendors' data sheets, for MFU.
-# Keys are matched as substrings of torch.cuda.get_device_name(); first match wins.
-PEAK_FLOPS = {
-    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},  # SXM; the PCIe card is ~756e12
-    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
-    "A10": {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12},
-    "T4": {"fp16": 65e12, "fp32": 8.1e12},
+@dataclass(frozen=True)
+class GpuSpec:
+    name: str  # as torch.cuda.get_device_name() reports it
+    matches: str  # a device name containing this is this GPU (first row that matches wins)
+    compute_capability: tuple[int, int]
+    memory_bytes: int
+    peak_flops: dict[str, float]  # dense tensor FLOP/s (no sparsity) by precision, from the vendor's data sheet
+
+
+# every GPU hfmicro knows: `hfmicro estimate --gpu <key>` plans for it, a run on it reports MFU
+GPUS = {
+    "h200": GpuSpec("NVIDIA H200", "H200", (9, 0), 141 * 10**9, {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
+    # SXM; the PCIe card is ~756e12
+    "h100": GpuSpec("NVIDIA H100 80GB HBM3", "H100", (9, 0), 80 * 10**9, {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
+    "a100": GpuSpec("NVIDIA A100-SXM4-80GB", "A100", (8, 0), 80 * 10**9, {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12}),
+    "a10": GpuSpec("NVIDIA A10", "A10", (8, 6), 24 * 10**9, {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12}),
+    "t4": GpuSpec("Tesla T4", "T4", (7, 5), 16 * 10**9, {"fp16": 65e12, "fp32": 8.1e12}),
 }
 
 
@@ -36,10 +44,14 @@ class Hardware:
         """Peak FLOP/s of one device at this precision, or None where unknown (CPU, unlisted GPUs)."""
         if self.device != "cuda":
             return None
-        for key, table in PEAK_FLOPS.items():
-            if key in self.name:
-                return table.get(precision)
-        return None
+        spec = next((spec for spec in GPUS.values() if spec.matches in self.name), None)
+        return spec.peak_flops.get(precision) if spec else None
+
+    @classmethod
+    def of(cls, gpu: str) -> "Hardware":
+        """A GPU of the table (`GPUS` key), for planning a run on a machine one does not have."""
+        spec = GPUS[gpu]
+        return cls("cuda", spec.name, spec.compute_capability, spec.memory_bytes)
 
 
 def cpu_name() -> str:
@@ -72,6 +84,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def detect_hardware(use_cpu: bool = False) -> Hardware:
+    import torch
+
     if use_cpu or not torch.cuda.is_available():
         return Hardware("cpu", "cpu", None, None, cpu_has_native_bf16())
     index = torch.cuda.current_device()
@@ -100,54 +114,3 @@ def resolve_precision(requested: str, hardware: Hardware) -> str:
     if requested == "fp16" and hardware.device == "cpu":
         raise ValueError("precision=fp16 needs a GPU; on CPU use fp32, or bf16 if the CPU supports it")
     return requested
-
-
-def place_on_hardware(options) -> Hardware:
-    """Settle a recipe's device and precision (`options`: the parsed flags, before TrainingArguments is
-    built from them). `precision` becomes what `auto` resolved to and sets bf16/fp16; a machine without
-    GPUs sets use_cpu explicitly, so transformers sets up CPU DDP (gloo) for several processes and allows
-    bf16 autocast on CPU. Explicit --bf16/--fp16 flags must agree with --precision (checked by the
-    arguments, which see them as given)."""
-    hardware = detect_hardware(options.use_cpu)
-    options.use_cpu = hardware.device == "cpu"
-    if options.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        _init_cpu_process_group(options.ddp_timeout)
-    flag = "bf16" if options.bf16 else "fp16" if options.fp16 else None
-    if flag is None or options.precision == flag:  # a conflict is reported by the arguments themselves
-        options.precision = resolve_precision(options.precision, hardware)
-        options.bf16, options.fp16 = options.precision == "bf16", options.precision == "fp16"
-    return hardware
-
-
-def _init_cpu_process_group(timeout_seconds: int) -> None:
-    """transformers gives --ddp_timeout to the process group on GPUs only; CPU ranks (gloo) would keep
-    torch's 30-minute default. Start the group here with the user's timeout (accelerate reuses it)."""
-    import datetime
-
-    import torch.distributed as dist
-
-    if dist.is_available() and not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_seconds))
-
-
-def auto_batch_size(hardware: Hardware, params: int, hidden_size: int, num_layers: int, seq_len: int,
-                    vocab_size: int, precision: str, max_batch: int = 512) -> int:
-    """A per-device batch size that fits in ~80 % of GPU memory, from a simple activation estimate.
-
-    Memory = weights + grads + AdamW state (16 bytes/param in fp32 master) + activations. Activations per
-    token per layer are ~34 * hidden bytes at 16-bit (attention and MLP intermediates, Korthikanti et al.
-    2022, without the attention-matrix term that fused SDPA kernels avoid), doubled for fp32, plus the
-    logits (4 bytes * vocab per scored token). The result is rounded down to a power of two.
-    """
-    if hardware.device != "cuda" or hardware.memory_bytes is None:
-        return 32
-    bytes_per_value = 4 if precision == "fp32" else 2
-    per_token = num_layers * 17 * hidden_size * bytes_per_value + 4 * vocab_size * 2
-    free = 0.8 * hardware.memory_bytes - 16 * params
-    batch = int(free // (per_token * seq_len))
-    if batch < 1:
-        raise ValueError(f"the model does not fit in {hardware.name} memory; lower max_seq_length or use FSDP")
-    power = 1
-    while power * 2 <= min(batch, max_batch):
-        power *= 2
-    return power

@@ -4,6 +4,7 @@ and the short demos the recipes print (fill-mask top-5, a generated continuation
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,7 +157,7 @@ def fill_mask_demo(model, tokenizer, sentences=DEMO_SENTENCES, k: int = 5) -> st
     the model card tells users to run)."""
     from transformers import pipeline
 
-    from ..inference import fill_mask
+    from ..pipelines import fill_mask
 
     pipe = pipeline("fill-mask", model=model, tokenizer=tokenizer, device=next(model.parameters()).device)
     lines = []
@@ -172,7 +173,7 @@ def generation_demo(model, tokenizer, prompts=DEMO_PROMPTS, max_new_tokens: int 
     same at every evaluation for the same weights, and training's random stream is left as it was."""
     from transformers import pipeline
 
-    from ..inference import generate
+    from ..pipelines import generate
 
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device=next(model.parameters()).device)
     lines = []
@@ -183,3 +184,47 @@ def generation_demo(model, tokenizer, prompts=DEMO_PROMPTS, max_new_tokens: int 
             lines.append(f"  {prompt + sample['text']!r}  (repeated 4-grams {sample['repeated_4grams']:.0%}, "
                          f"distinct-2 {sample['distinct_2']:.2f})")
     return "\n".join(lines)
+
+
+def fill_mask_probe(model, tokenizer, data_args) -> tuple[dict, str]:
+    """The fill-mask probe on the run's own corpus (`build_probe_set`) against the unigram baseline: the scores
+    for eval_results.json and the line the run prints."""
+    from ..data import iter_texts
+
+    kwargs = dict(dataset_config=data_args.dataset_config, text_column=data_args.text_column,
+                  txt_mode=data_args.txt_mode, validation_split_percentage=data_args.validation_split_percentage)
+    train_texts = iter_texts(data_args.dataset, "train", max_bytes=5_000_000, **kwargs)
+    validation_texts = iter_texts(data_args.dataset, "validation", max_bytes=5_000_000, **kwargs)
+    items, counts = build_probe_set(tokenizer, train_texts, validation_texts)
+    ours = score_probe(model, tokenizer, items)
+    unigram = score_unigram(items, counts, tokenizer.all_special_ids)
+    scores = {"probe_size": len(items), "probe_top1": ours["top1"], "probe_top5": ours["top5"],
+              "unigram_top1": unigram["top1"], "unigram_top5": unigram["top5"]}
+    line = (f"fill-mask probe: top-1 {ours['top1']:.1%}, top-5 {ours['top5']:.1%} (unigram baseline top-1 "
+            f"{unigram['top1']:.1%}, top-5 {unigram['top5']:.1%}; {len(items)} sentences)")
+    return scores, line
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What a run shows of a model of one pipeline task: during training, at the end, and in its model card."""
+
+    name: str  # "fill-mask demo"
+    shipped: list[str]  # the inputs for the builtin corpus (or when the run's text offers none)
+    find: Callable  # (tokenizer, texts) -> inputs from the run's own validation text
+    show: Callable  # (model, tokenizer, inputs, **training) -> the demo's text
+    training: dict  # `show`'s keyword arguments during training (shorter than at the end)
+    usage: str  # the model card's example; {name} is the model's id, {mask} the tokenizer's mask token
+    final_scores: Callable | None = None  # (model, tokenizer, data_args) -> (scores, line), after training
+
+
+DEMOS = {
+    "fill-mask": Demo("fill-mask demo", DEMO_SENTENCES, lambda tokenizer, texts: demo_sentences(tokenizer, texts, 3),
+                      fill_mask_demo, {},
+                      'fill = pipeline("fill-mask", model="{name}", trust_remote_code=True)\n'
+                      'fill("The function returns a {mask} of the values.")', fill_mask_probe),
+    "text-generation": Demo("generation demo", DEMO_PROMPTS, lambda tokenizer, texts: demo_prompts(texts, 2),
+                            generation_demo, {"max_new_tokens": 20},
+                            'generate = pipeline("text-generation", model="{name}", trust_remote_code=True)\n'
+                            'generate("The module provides", max_new_tokens=40, do_sample=True, top_p=0.95)'),
+}

@@ -119,6 +119,7 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+# Copied from hfmicro.models.microbert.modeling_microbert.rotary_cos_sin
 def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """RoPE angles for each position, computed on the fly (no buffer to restore after loading)."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim)
@@ -127,6 +128,7 @@ def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> t
     return angles.cos(), angles.sin()
 
 
+# Copied from hfmicro.models.microbert.modeling_microbert.apply_rotary
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)  # (B, nh, T, hs)
