@@ -7,11 +7,10 @@ Everything comes from the files a run writes: `training_history.json` (every log
 `run_settings.json` (the options it ran with), `config.json` and `eval_results.json`.
 """
 
-import argparse
 import json
 import os
 
-from .errors import print_error
+from .verbs import add_verb, answer
 
 HISTORY, SETTINGS, RESULTS = "training_history.json", "run_settings.json", "eval_results.json"
 # where a run lives or what it is called, not how it trained
@@ -157,26 +156,15 @@ def format_table(report: dict) -> str:
 
 
 def _compare_command(args) -> int:
-    try:
-        report = compare(args.runs, None if args.json and args.out is None else (args.out or "compare.png"), args.x)
-    except ValueError as err:
-        return print_error(err)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    print(format_table(report))
-    print(f"curves: {report['plot']}")
-    return 0
+    png = None if args.json and args.out is None else (args.out or "compare.png")
+    return answer(args, lambda: compare(args.runs, png, args.x),
+                  lambda report: f"{format_table(report)}\ncurves: {report['plot']}")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "compare", help="overlay the curves of several runs and tabulate what differs",
-        description="Overlay train loss, eval loss, accuracy and learning rate of several runs in one PNG, "
-                    "and print the settings that differ and each run's final metrics, tokens and time.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_verb(subparsers, "compare", _compare_command, "overlay the curves of several runs and tabulate what differs",
+                      "Overlay train loss, eval loss, accuracy and learning rate of several runs in one PNG, and print "
+                      "the settings that differ and each run's final metrics, tokens and time.")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output_dir of a recipe run")
     parser.add_argument("--out", default=None, help="the PNG to write (default compare.png; with --json only if given)")
     parser.add_argument("--x", choices=("steps", "tokens"), default="steps", help="x-axis of the curves")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=_compare_command)

@@ -6,10 +6,7 @@ Parameters are counted on the meta device. Memory is hfmicro.training.memory's m
 `--auto_batch_size` fits a batch with): activations are measured on the recipe's own model, not guessed.
 """
 
-import argparse
-import json
-
-from .errors import print_error
+from .verbs import add_verb, answer
 
 
 def assumed_mfu(params: int) -> float:
@@ -164,30 +161,27 @@ def _estimate_command(args, rest: list[str]) -> int:
     from .objectives import OBJECTIVES
     from .training.arguments import parse_recipe
 
-    try:
+    def planned() -> dict:
         # the recipe's own preset decides the objective; without one, the MLM default
         model_args, data_args, training_args = parse_recipe(rest, defaults={"preset": OBJECTIVES["mlm"].default_preset})
-        result = estimate(model_args, data_args, training_args, gpu=args.gpu, num_gpus=args.num_gpus, mfu=args.mfu,
-                          measure=args.measure)
-    except (ValueError, KeyError) as err:
-        return print_error(err)
-    print(json.dumps(result) if args.json else format_estimate(result))
-    return 0
+        return estimate(model_args, data_args, training_args, gpu=args.gpu, num_gpus=args.num_gpus, mfu=args.mfu,
+                        measure=args.measure)
+
+    return answer(args, planned, format_estimate)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "estimate", help="parameters, memory per device, tokens per step and time of a recipe",
-        description="What a recipe costs before it runs: exact parameters, per-device memory (weights, "
-                    "gradients, AdamW state, activations measured from the model's own forward pass, margin), "
-                    "tokens per optimizer step and the time for its budget. Takes --config and any recipe field.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     from .training.hardware import GPUS
+
+    parser = add_verb(subparsers, "estimate", _estimate_command, "parameters, memory per device, tokens per step and "
+                      "time of a recipe", "What a recipe costs before it runs: exact parameters, per-device memory "
+                      "(weights, gradients, AdamW state, activations measured from the model's own forward pass, "
+                      "margin), tokens per optimizer step and the time for its budget. Takes --config and any recipe "
+                      "field.")
 
     parser.add_argument("--gpu", choices=[*GPUS, "cpu", "here"], default="here",
                         help="the device to estimate for (here: this machine's)")
     parser.add_argument("--num_gpus", type=int, default=1, help="devices in data parallel")
     parser.add_argument("--mfu", type=float, default=None, help="model FLOPs utilisation to assume (default: by size)")
     parser.add_argument("--measure", action="store_true", help="measure tokens/s with a few real steps here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=_estimate_command, pass_rest=True)
+    parser.set_defaults(pass_rest=True)

@@ -8,13 +8,12 @@ blocks by the data pipeline. For MLM the masks are fixed (static masking seeded 
 same masked tokens whatever masking rate they were trained with.
 """
 
-import argparse
-import json
 import tempfile
 
 from .data.report import DataError
-from .errors import first_line, print_error
+from .errors import first_line
 from .objectives import OBJECTIVES, Objective, objective_of_architectures
+from .verbs import add_verb, answer
 
 
 def _objective_of(config, objective: str | None) -> Objective:
@@ -105,42 +104,33 @@ def evaluate_model(model: str, *, dataset: str = "builtin", split: str = "valida
 def _evaluate_command(args) -> int:
     from .data.arguments import SOURCE_OPTIONS
 
-    try:
-        result = evaluate_model(
-            args.model, split=args.split, objective=args.objective, max_seq_length=args.max_seq_length,
-            mlm_probability=args.mlm_probability, masking_seed=args.masking_seed, batch_size=args.batch_size,
-            max_blocks=args.max_blocks, **{name: getattr(args, name) for name in SOURCE_OPTIONS},
-        )
-    except (ValueError, DataError) as err:
-        return print_error(err)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    masks = (f", fixed masks at {result['mlm_probability']:.0%} (seed {result['masking_seed']})"
-             if "masking_seed" in result else "")
-    print(f"{result['model']} ({result['objective']}) on {result['dataset']} {result['split']}: "
-          f"{result['blocks']:,} blocks of {result['max_seq_length']}, {result['scored_tokens']:,} tokens scored{masks}")
-    print(f"loss        {result['loss']:.4f}\nperplexity  {result['perplexity']:.2f}\naccuracy    {result['accuracy']:.2%}")
-    return 0
+    def describe(result) -> str:
+        masks = (f", fixed masks at {result['mlm_probability']:.0%} (seed {result['masking_seed']})"
+                 if "masking_seed" in result else "")
+        return (f"{result['model']} ({result['objective']}) on {result['dataset']} {result['split']}: "
+                f"{result['blocks']:,} blocks of {result['max_seq_length']}, {result['scored_tokens']:,} tokens "
+                f"scored{masks}\nloss        {result['loss']:.4f}\nperplexity  {result['perplexity']:.2f}\n"
+                f"accuracy    {result['accuracy']:.2%}")
+
+    return answer(args, lambda: evaluate_model(
+        args.model, split=args.split, objective=args.objective, max_seq_length=args.max_seq_length,
+        mlm_probability=args.mlm_probability, masking_seed=args.masking_seed, batch_size=args.batch_size,
+        max_blocks=args.max_blocks, **{name: getattr(args, name) for name in SOURCE_OPTIONS}), describe)
 
 
 def register(subparsers) -> None:
     from .data.arguments import SOURCE_OPTIONS, DataArguments, add_dataclass_arguments
 
-    parser = subparsers.add_parser(
-        "evaluate", help="held-out loss, perplexity and accuracy of any masked or causal LM",
-        description="Held-out loss, perplexity and top-1 accuracy of any masked or causal LM (a local folder or "
-                    "a Hub id, ours or stock) on a packed split of a corpus; MLM on fixed masks, so models trained "
-                    "with different masking rates are compared fairly.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_verb(subparsers, "evaluate", _evaluate_command, "held-out loss, perplexity and accuracy of any masked "
+                      "or causal LM", "Held-out loss, perplexity and top-1 accuracy of any masked or causal LM (a "
+                      "local folder or a Hub id, ours or stock) on a packed split of a corpus; MLM on fixed masks, so "
+                      "models trained with different masking rates are compared fairly.")
     parser.add_argument("model", help="a model folder (e.g. outputs/microbert-cpu) or a Hub id")
     add_dataclass_arguments(parser, DataArguments, only=(*SOURCE_OPTIONS, "mlm_probability", "masking_seed"))
     parser.add_argument("--split", default="validation", help="train or validation")
     parser.add_argument("--objective", choices=list(OBJECTIVES), default=None,
-                        help="mlm or clm; default: from the model's architecture")
+                        help="default: from the model's architecture")
     parser.add_argument("--max_seq_length", type=int, default=None,
                         help="tokens per window; default: 128 or the model's positions if fewer")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_blocks", type=int, default=None, help="score at most this many windows")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=_evaluate_command)

@@ -7,12 +7,11 @@ through `transformers.pipeline`, with the model's probabilities shown.
 The mask may be written `[MASK]` whatever the tokenizer's own mask token is (`<mask>` for RoBERTa-style).
 """
 
-import argparse
-import json
 import os
 
-from .errors import first_line, print_error
+from .errors import first_line
 from .pipelines import MASK, SAMPLING, fill_mask, generate
+from .verbs import add_verb, answer
 
 
 def check_model_source(model: str) -> str:
@@ -44,58 +43,52 @@ def load_pipeline(task: str, model: str):
 
 
 def _fill_mask_command(args) -> int:
-    try:
-        pipe = load_pipeline("fill-mask", args.model)
-        results = fill_mask(pipe, args.text, args.top_k)
-    except ValueError as err:
-        return print_error(err)
-    if args.json:
-        print(json.dumps({"model": args.model, "text": args.text, "masks": results}, ensure_ascii=False))
-        return 0
-    for n, predictions in enumerate(results, 1):
-        if len(results) > 1:
-            print(f"mask {n}:")
-        for rank, p in enumerate(predictions, 1):
-            print(f"  {rank}. {p['token']!r:<20} {p['probability']:<9.3g} {p['sequence']}")
-    return 0
+    def predictions() -> dict:
+        masks = fill_mask(load_pipeline("fill-mask", args.model), args.text, args.top_k)
+        return {"model": args.model, "text": args.text, "masks": masks}
+
+    def describe(result) -> str:
+        masks, lines = result["masks"], []
+        for n, predictions in enumerate(masks, 1):
+            lines += [f"mask {n}:"] if len(masks) > 1 else []
+            lines += [f"  {rank}. {p['token']!r:<20} {p['probability']:<9.3g} {p['sequence']}"
+                      for rank, p in enumerate(predictions, 1)]
+        return "\n".join(lines)
+
+    return answer(args, predictions, describe)
 
 
 def _generate_command(args) -> int:
-    try:
-        pipe = load_pipeline("text-generation", args.model)
-        samples = generate(pipe, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                           top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                           num_return_sequences=args.num_return_sequences, seed=args.seed)
-    except ValueError as err:
-        return print_error(err)
-    if args.json:
-        print(json.dumps({"model": args.model, "prompt": args.prompt, "samples": samples}, ensure_ascii=False))
-        return 0
-    for n, s in enumerate(samples, 1):
-        mean = "-" if s["mean_token_probability"] is None else f"{s['mean_token_probability']:.3f}"
-        print(f"[{n}] {args.prompt}{s['text']}")
-        print(f"    {len(s['tokens'])} tokens, mean token probability {mean}, repeated 4-grams "
-              f"{s['repeated_4grams']:.0%}, distinct-2 {s['distinct_2']:.2f}")
-    return 0
+    def continuations() -> dict:
+        samples = generate(load_pipeline("text-generation", args.model), args.prompt, max_new_tokens=args.max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                           repetition_penalty=args.repetition_penalty, num_return_sequences=args.num_return_sequences,
+                           seed=args.seed)
+        return {"model": args.model, "prompt": args.prompt, "samples": samples}
+
+    def describe(result) -> str:
+        lines = []
+        for n, s in enumerate(result["samples"], 1):
+            mean = "-" if s["mean_token_probability"] is None else f"{s['mean_token_probability']:.3f}"
+            lines += [f"[{n}] {args.prompt}{s['text']}",
+                      f"    {len(s['tokens'])} tokens, mean token probability {mean}, repeated 4-grams "
+                      f"{s['repeated_4grams']:.0%}, distinct-2 {s['distinct_2']:.2f}"]
+        return "\n".join(lines)
+
+    return answer(args, continuations, describe)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "fill-mask", help="top predictions of a masked LM for each [MASK] in a text",
-        description="Top predictions of a masked LM (a local folder or a Hub id) for each [MASK] in a text, "
-                    "through transformers.pipeline('fill-mask').",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_verb(subparsers, "fill-mask", _fill_mask_command, "top predictions of a masked LM for each [MASK] in a text",
+                      "Top predictions of a masked LM (a local folder or a Hub id) for each [MASK] in a text, through "
+                      "transformers.pipeline('fill-mask').")
     parser.add_argument("model", help="a model folder (e.g. outputs/microbert-cpu) or a Hub id")
     parser.add_argument("text", help=f"text with {MASK} where a word is missing (any tokenizer)")
     parser.add_argument("--top_k", type=int, default=5, help="predictions per mask")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=_fill_mask_command)
 
-    parser = subparsers.add_parser(
-        "generate", help="sample continuations of a prompt from a causal LM",
-        description="Continuations of a prompt from a causal LM (a local folder or a Hub id), through "
-                    "transformers.pipeline('text-generation'), with each token's probability.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_verb(subparsers, "generate", _generate_command, "sample continuations of a prompt from a causal LM",
+                      "Continuations of a prompt from a causal LM (a local folder or a Hub id), through "
+                      "transformers.pipeline('text-generation'), with each token's probability.")
     parser.add_argument("model", help="a model folder (e.g. outputs/microgpt-cpu) or a Hub id")
     parser.add_argument("prompt", help="the text to continue")
     parser.add_argument("--max_new_tokens", type=int, default=50)
@@ -105,5 +98,3 @@ def register(subparsers) -> None:
     parser.add_argument("--repetition_penalty", type=float, default=SAMPLING["repetition_penalty"])
     parser.add_argument("--num_return_sequences", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=_generate_command)

@@ -6,10 +6,11 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 # lowest first; a module belongs to the layer of the longest name here that it starts with
 LAYERS = [
-    ("base", ["hfmicro", "hfmicro.atomic", "hfmicro.errors"]),
+    ("base", ["hfmicro", "hfmicro.atomic", "hfmicro.errors", "hfmicro.verbs"]),
     ("models", ["hfmicro.models", "hfmicro.objectives", "hfmicro.presets", "hfmicro.convert", "hfmicro.pipelines"]),
     ("data", ["hfmicro.data", "hfmicro.metrics"]),
     ("training", ["hfmicro.training"]),
