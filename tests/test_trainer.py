@@ -15,7 +15,8 @@ OVERRIDES = sorted(name for name in vars(PretrainingTrainer) if callable(getattr
 
 
 def test_the_overrides_are_the_ones_this_file_expects():
-    assert OVERRIDES == ["_get_grad_norm", "_save_rng_state", "create_model_card", "log", "training_step"]
+    assert OVERRIDES == ["_get_grad_norm", "_save_rng_state", "create_model_card", "get_decay_parameter_names", "log",
+                         "training_step"]
 
 
 @pytest.mark.parametrize("name", OVERRIDES)
@@ -45,3 +46,24 @@ def test_the_private_methods_are_called_where_the_overrides_expect():
     restore = inspect.getsource(PretrainingTrainer.restore_finished)
     assert "self._load_from_checkpoint(" in restore and callable(Trainer._load_from_checkpoint)
     assert "self._save(" in inspect.getsource(PretrainingTrainer.save_full_model) and callable(Trainer._save)
+
+
+def test_weight_decay_applies_to_matrices_only(tmp_path):
+    """Decay pulls weights toward 0; a 0-d or 1-d parameter is a gain, bias or mixing scalar, which it should
+    not pull (nanoGPT decays only parameters with >= 2 dims). Trainer excludes biases and norms by name and
+    type, and decayed the value-residual mixing scalars (value_lambda) toward 0."""
+    from hfmicro.models import MicroBertConfig, MicroBertForMaskedLM
+    from hfmicro.training.arguments import PretrainingArguments
+
+    config = MicroBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                             intermediate_size=32, value_residual=True, decoder_bias=True)
+    trainer = PretrainingTrainer(model=MicroBertForMaskedLM(config), args=PretrainingArguments(
+        output_dir=str(tmp_path), report_to=[], use_cpu=True, weight_decay=0.1, eval_strategy="no",
+        load_best_model_at_end=False))
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    everything = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert decayed == {n for n, p in trainer.model.named_parameters() if p.ndim >= 2}
+    assert {"model.layers.1.attn.value_lambda", "model.layers.2.attn.value_lambda"} <= everything - decayed
+    assert "decoder.bias" not in decayed and "model.embeddings.tok_embeddings.weight" in decayed

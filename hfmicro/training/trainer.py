@@ -36,6 +36,11 @@ class PretrainingTrainer(Trainer):
         self._step_loss = 0.0
         self.stream, self.blocks_per_step = stream, blocks_per_step
 
+    def get_decay_parameter_names(self, model) -> list[str]:
+        # Trainer decays every parameter but biases and norms (by name and layer type), so 0-d mixing scalars
+        # (value_lambda) were pulled toward 0; decay the weight matrices and embeddings only, as nanoGPT does
+        return [name for name, p in model.named_parameters() if p.ndim >= 2]
+
     def _save_rng_state(self, output_dir: str) -> None:
         # Trainer._save_checkpoint calls this after the optimizer and before trainer_state.json (written last):
         # the stream position goes into every checkpoint that counts as complete
