@@ -1,4 +1,4 @@
-"""Shared test set-up: offline hub, tiny tokenizers built here (never downloaded)."""
+"""Shared test set-up: offline hub, a private cache, tiny tokenizers built here (never downloaded), markers."""
 
 import atexit
 import os
@@ -16,36 +16,7 @@ atexit.register(shutil.rmtree, os.environ["HFMICRO_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 
-def sample_texts(n_chars: int = 200_000) -> list[str]:
-    """Real English prose that ships with Python (the pydoc topic help), as paragraphs."""
-    from pydoc_data.topics import topics
-
-    paragraphs, total = [], 0
-    for key in sorted(topics):
-        for para in topics[key].split("\n\n"):
-            para = " ".join(para.split())
-            if len(para) > 40:
-                paragraphs.append(para)
-                total += len(para)
-        if total >= n_chars:
-            break
-    return paragraphs
-
-
-def build_tokenizer(kind: str, vocab_size: int = 400):
-    """A small byte-level BPE tokenizer ('bert' or 'gpt'), made by hfmicro.bpe as users make theirs."""
-    import warnings
-
-    from transformers import AutoTokenizer
-
-    from hfmicro.bpe import train_bpe
-
-    folder = os.path.join(tempfile.mkdtemp(prefix="hfmicro-test-tokenizer-"), kind)
-    atexit.register(shutil.rmtree, os.path.dirname(folder), ignore_errors=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a vocabulary below the supported range, on purpose
-        train_bpe(sample_texts(), vocab_size=vocab_size, model_type=kind, output_dir=folder)
-    return AutoTokenizer.from_pretrained(folder)
+from helpers import build_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +29,16 @@ def gpt_tokenizer():
     return build_tokenizer("gpt")
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A packed-dataset cache of this test's own (modules that need one: pytestmark = usefixtures)."""
+    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one)")
-    config.addinivalue_line("markers", "slow: end-to-end runs that take tens of seconds")
+    # the inner loop, `pytest -m "not slow"`, leaves these out: what trains a model or fuzzes
+    config.addinivalue_line("markers", "slow: trains a model (in this process or launched) or fuzzes an input")
 
 
 def pytest_collection_modifyitems(config, items):

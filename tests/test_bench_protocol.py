@@ -45,6 +45,7 @@ def test_equal_time_reads_ours_at_a_shorter_budget_and_at_the_end_otherwise(benc
     assert equal_time(1, OURS, rival, 500.0)["ours"] == 3.8
 
 
+@pytest.mark.slow  # trains
 def test_throughput_trains_its_own_step_count_whatever_recipe_flags_follow(tmp_path, bench):
     # time_to_loss.py hands its recipe flags (a --max_steps among them) to throughput.py: each round must still
     # train --skip + --steps steps, so the timed window is the one asked for

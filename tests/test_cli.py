@@ -10,7 +10,8 @@ import warnings
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 HEAVY = ("torch", "transformers", "datasets", "evaluate", "accelerate")
 
 
@@ -52,7 +53,7 @@ def tiny_folders(tmp_path_factory, bert_tokenizer, gpt_tokenizer):
     import torch
     from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
-    from test_models_common import tiny_model
+    from helpers import tiny_model
 
     root = tmp_path_factory.mktemp("models")
     folders = {}
@@ -178,6 +179,7 @@ def two_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow  # trains
 def test_compare_tabulates_what_differs_and_draws_the_curves(two_runs, capsys, tmp_path):
     png = tmp_path / "c.png"
     code, out, _ = run_cli(capsys, ["compare", *two_runs, "--out", str(png), "--json"])
@@ -200,6 +202,7 @@ def test_compare_tabulates_what_differs_and_draws_the_curves(two_runs, capsys, t
     assert code == 0 and "weight_decay" in out and "not directly comparable" in out and "eval_loss" in out
 
 
+@pytest.mark.slow  # trains
 def test_compare_refuses_a_folder_without_history(two_runs, capsys, tmp_path):
     code, _, err = run_cli(capsys, ["compare", two_runs[0], str(tmp_path)])
     assert code == 2 and "training_history.json" in err and err.startswith("hfmicro: error: ")
@@ -253,7 +256,7 @@ def test_evaluate_scores_any_model_on_the_same_windows(tiny_folders, capsys, whi
 def test_evaluate_uses_the_same_masks_for_every_model_and_refuses_bad_input(tiny_folders, capsys, tmp_path):
     import shutil
 
-    from test_models_common import tiny_model
+    from helpers import tiny_model
 
     other = tmp_path / "other"
     shutil.copytree(tiny_folders["bert"], other)

@@ -9,9 +9,7 @@ from hfmicro.cli import main
 from hfmicro.data import DataArguments, corpus_stats, load_lm_datasets
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

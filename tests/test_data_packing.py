@@ -11,9 +11,7 @@ from hfmicro.data import cache as data_cache
 DOCS = [f"Document {i} says something about topic {i % 7}, then stops." * (1 + i % 3) for i in range(60)]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("HFMICRO_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def test_a_json_escape_that_is_not_unicode_is_a_bad_row(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["bad_rows"] == 1
 
 
+@pytest.mark.slow  # fuzzes
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=ROWS)
 def test_any_jsonl_is_read_without_a_traceback_and_the_counts_add_up(tmp_path, capsys, rows):
@@ -65,6 +66,7 @@ def test_any_jsonl_is_read_without_a_traceback_and_the_counts_add_up(tmp_path, c
         assert code == 2 and err.startswith("hfmicro: error: ")
 
 
+@pytest.mark.slow  # fuzzes
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=ROWS)
 def test_train_bpe_never_raises_on_any_jsonl(tmp_path_factory, capsys, rows):
@@ -100,6 +102,7 @@ def _other_formats(folder):
     return 3 + 2 + 2  # usable documents in the readable files: csv 3, whole.txt.gz 2, nulls.parquet 2
 
 
+@pytest.mark.slow  # fuzzes
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=ROWS)
 def test_a_folder_of_every_format_reads_every_good_document(tmp_path_factory, capsys, rows):
@@ -210,21 +213,14 @@ def check_format(folder, capsys, fmt, rows, bpe: bool):
         assert "Traceback" not in err and (code == 0) == bool(good) == os.path.isdir(folder / "tok")
 
 
+@pytest.mark.slow  # fuzzes
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_any_file_of_any_format_reads_whole_good_documents_and_counts_add_up(fmt, tmp_path_factory, capsys):
-    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("bpe,examples", [(False, 20), (True, 3)], ids=["reader", "train_bpe"])
+def test_any_file_of_any_format_reads_whole_good_documents_and_train_bpe_never_raises(fmt, bpe, examples,
+                                                                                       tmp_path_factory, capsys):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(rows=FORMATS[fmt][1])
     def check(rows):
-        check_format(tmp_path_factory.mktemp(fmt), capsys, fmt, rows, bpe=False)
-
-    check()
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_train_bpe_never_raises_on_any_format(fmt, tmp_path_factory, capsys):
-    @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(rows=FORMATS[fmt][1])
-    def check(rows):
-        check_format(tmp_path_factory.mktemp(fmt), capsys, fmt, rows, bpe=True)
+        check_format(tmp_path_factory.mktemp(fmt), capsys, fmt, rows, bpe=bpe)
 
     check()

@@ -10,7 +10,7 @@ import textwrap
 import torch
 from transformers import pipeline
 
-from test_models_common import tiny_model
+from helpers import tiny_model
 
 
 def save_checkpoints(tmp_path, bert_tokenizer, gpt_tokenizer):

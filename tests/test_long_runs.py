@@ -3,8 +3,8 @@ exactly where an uninterrupted run ends; a diverging run stops; a finished run s
 writer per output_dir."""
 
 import json
-import re
 import os
+import re
 import random
 import signal
 import subprocess
@@ -15,8 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
+from helpers import ENV, ROOT, run_command
+
+pytestmark = pytest.mark.slow  # every test launches training processes
+
 RECIPE = {"mlm": ("pretrain_mlm.py", "microbert-debug.yaml"), "clm": ("pretrain_clm.py", "microgpt-debug.yaml")}
 # short, with a checkpoint every 5 steps and every step logged: kill points fall anywhere
 SHORT = ["--max_steps", "40", "--save_steps", "5", "--eval_steps", "5", "--logging_steps", "1", "--max_eval_samples", "64",
@@ -28,12 +30,6 @@ def command(objective, out, *extra):
     script, recipe = RECIPE[objective]
     return [sys.executable, os.path.join(ROOT, "recipes", script), "--config", os.path.join(ROOT, "recipes", recipe),
             "--output_dir", out, *SHORT, *extra]
-
-
-def run(cmd, expect=0, timeout=300):
-    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == expect, (result.returncode, result.stdout[-3000:], result.stderr[-3000:])
-    return result.stdout + result.stderr
 
 
 def complete_checkpoints(out):
@@ -86,7 +82,7 @@ def reference(tmp_path_factory):
     runs = {}
     for objective in RECIPE:
         out = str(tmp_path_factory.mktemp(objective) / "reference")
-        run(command(objective, out))
+        run_command(command(objective, out))
         runs[objective] = out
     return runs
 
@@ -99,7 +95,7 @@ def test_sigkill_at_three_random_steps_then_resume_is_exact(objective, reference
         code, output = kill_after_checkpoint(command(objective, out), out, at_least)
         assert code == -signal.SIGKILL, output[-2000:]
         assert i == 0 or "resuming from" in output
-    log = run(command(objective, out))
+    log = run_command(command(objective, out))
     assert "resuming from" in log or "completing the final save" in log, log[-2000:]
     assert_same_run(out, reference[objective])
 
@@ -125,7 +121,7 @@ def test_signal_to_the_training_process_saves_a_checkpoint_and_resumes_exactly(o
     step = stopped_step(output)
     assert step in complete_checkpoints(out) and step > 5  # a checkpoint at the step where it stopped
     assert not os.path.exists(os.path.join(out, "model.safetensors"))  # no final model from a stopped run
-    log = run(command(objective, out))
+    log = run_command(command(objective, out))
     assert f"resuming from {out}/checkpoint-{step}" in log
     assert_same_run(out, reference[objective])
 
@@ -150,7 +146,7 @@ def test_sigterm_to_accelerate_launch_reaches_the_training_process(reference, tm
     assert not alive
     step = stopped_step(output)
     assert step in complete_checkpoints(out)
-    run(command("mlm", out))
+    run_command(command("mlm", out))
     assert_same_run(out, reference["mlm"])
 
 
@@ -161,7 +157,7 @@ def test_sigterm_under_two_rank_ddp_stops_every_rank_at_one_step(tmp_path):
     step = stopped_step(output)
     checkpoint = os.path.join(out, f"checkpoint-{step}")
     assert {"rng_state_0.pth", "rng_state_1.pth", "model.safetensors"} <= set(os.listdir(checkpoint))
-    log = run(accelerate_command("cpu_ddp.yaml", "mlm", out), timeout=400)
+    log = run_command(accelerate_command("cpu_ddp.yaml", "mlm", out), timeout=400)
     assert f"resuming from {checkpoint}" in log
     assert "process 0/2 finished at step 40" in log and "process 1/2 finished at step 40" in log
 
@@ -232,7 +228,7 @@ def test_a_finished_run_stays_finished(reference, tmp_path):
     out = str(tmp_path / "done")
     subprocess.run(["cp", "-r", reference["mlm"], out], check=True)
     before = {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)}
-    log = run(command("mlm", out))
+    log = run_command(command("mlm", out))
     assert "already finished at step 40: nothing to do" in log
     assert {name: os.path.getmtime(os.path.join(out, name)) for name in os.listdir(out)} == before
 
@@ -242,7 +238,7 @@ def test_a_run_killed_before_its_final_save_completes_it_without_training(refere
     code, _ = kill_after_checkpoint(command("mlm", out), out, 40, delay=0.0)
     assert code == -signal.SIGKILL
     assert json.load(open(os.path.join(out, "checkpoint-40", "trainer_state.json")))["global_step"] == 40
-    log = run(command("mlm", out))
+    log = run_command(command("mlm", out))
     assert "training ended at step 40; completing the final save" in log
     assert max(complete_checkpoints(out)) == 40  # no step 41
     assert json.load(open(os.path.join(out, "eval_results.json")))["global_step"] == 40
@@ -269,7 +265,7 @@ def test_one_writer_per_output_dir(tmp_path):
     finally:
         first.kill()
         first.wait()
-    third = run(command("mlm", out, "--max_steps", "3", "--force_fresh", "true"))
+    third = run_command(command("mlm", out, "--max_steps", "3", "--force_fresh", "true"))
     assert f"took over the lock of a run that is no longer running (pid {first.pid}" in third
     assert not os.path.exists(os.path.join(out, ".hfmicro-run.lock"))  # released at the end
 
@@ -299,7 +295,7 @@ def test_complete_checkpoints_are_what_trainer_writes_last(tmp_path):
 
 def write_corpus(path, megabytes):
     """Real prose (Python's pydoc topics), shuffled into a jsonl corpus of about `megabytes`."""
-    from conftest import sample_texts
+    from helpers import sample_texts
 
     paragraphs = sample_texts(400_000)
     rng = random.Random(0)
@@ -317,7 +313,7 @@ def test_data_preparation_longer_than_the_ddp_timeout_does_not_kill_the_launch(t
     for the cache without a collective."""
     corpus = write_corpus(tmp_path / "corpus.jsonl", 8)
     out = str(tmp_path / "ddp")
-    log = run(accelerate_command("cpu_ddp.yaml", "mlm", out, "--dataset", corpus, "--ddp_timeout", "2",
+    log = run_command(accelerate_command("cpu_ddp.yaml", "mlm", out, "--dataset", corpus, "--ddp_timeout", "2",
                                  "--max_steps", "4", "--save_steps", "4", "--eval_steps", "4"), timeout=400)
     assert "process 0/2 finished at step 4" in log and "process 1/2 finished at step 4" in log
 
@@ -326,10 +322,10 @@ def test_hfmicro_data_prepare_fills_the_cache_that_the_recipe_loads(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl", 0.3)
     out = str(tmp_path / "run")
     tokenizer = os.path.join(ROOT, "tokenizers", "microbert-8k")
-    prepared = run(["hfmicro", "data", "prepare", "--objective", "mlm", "--tokenizer", tokenizer, "--dataset", corpus,
+    prepared = run_command(["hfmicro", "data", "prepare", "--objective", "mlm", "--tokenizer", tokenizer, "--dataset", corpus,
                     "--max_seq_length", "64"])
     assert "cache miss" in prepared and "train" in prepared
-    log = run(command("mlm", out, "--dataset", corpus, "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2"))
+    log = run_command(command("mlm", out, "--dataset", corpus, "--max_steps", "2", "--save_steps", "2", "--eval_steps", "2"))
     assert "cache hit" in log
     refused = subprocess.run(["hfmicro", "data", "prepare", "--dataset", corpus, "--max_seq_length", "1"], cwd=ROOT,
                              env=ENV, capture_output=True, text=True)
@@ -339,14 +335,14 @@ def test_hfmicro_data_prepare_fills_the_cache_that_the_recipe_loads(tmp_path):
 def test_a_streamed_run_resumes_where_it_stood_without_replaying(tmp_path):
     """--streaming on a local jsonl (the code path of Hub streaming): the checkpoint records the stream
     position, the relaunch restarts the stream there and ends exactly like the uninterrupted run."""
-    from conftest import sample_texts
+    from helpers import sample_texts
 
     sentences = [s.strip() + "." for p in sample_texts(300_000) for s in p.split(". ") if len(s) > 20]
     corpus = tmp_path / "sentences.jsonl"
     corpus.write_text("".join(json.dumps({"text": s}) + "\n" for s in sentences))  # ~20 tokens a document
     streamed = ["--dataset", str(corpus), "--streaming", "true", "--max_eval_samples", "32"]
     reference = str(tmp_path / "reference")
-    run(command("mlm", reference, *streamed))
+    run_command(command("mlm", reference, *streamed))
     out = str(tmp_path / "killed")
     code, _ = kill_after_checkpoint(command("mlm", out, *streamed), out, 30, delay=0.0)
     assert code == -signal.SIGKILL
@@ -354,7 +350,7 @@ def test_a_streamed_run_resumes_where_it_stood_without_replaying(tmp_path):
     state = json.load(open(os.path.join(out, f"checkpoint-{step}", "stream_state.json")))
     assert state["documents"] >= 1000, state  # restarted after whole tokenizer batches, not from the start
     assert state["blocks"] + state["skip_blocks"] == step * 16  # 16 blocks a step
-    log = run(command("mlm", out, *streamed))
+    log = run_command(command("mlm", out, *streamed))
     assert f"resuming the stream at document {state['documents']:,}" in log
     assert "Skipping the first" not in log  # Trainer's replay of seen batches
     assert_same_run(out, reference)
@@ -397,7 +393,7 @@ def test_the_final_save_gathers_full_weights_under_sharded_fsdp(tmp_path, monkey
 def test_tokens_seen_is_what_the_model_read(tmp_path, capsys):
     """An epoch whose last batch is partial: tokens seen counts the blocks read (Trainer's own count, which
     TensorBoard and the history get at every log), not steps x a full batch."""
-    from conftest import sample_texts
+    from helpers import sample_texts
 
     corpus = tmp_path / "small.txt"
     corpus.write_text("\n\n".join(sample_texts(40_000)))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hfmicro import MicroBertForMaskedLM, to_stock
-from test_models_common import VOCAB, mlm_labels, random_batch, tiny_model
+from helpers import VOCAB, mlm_labels, random_batch, tiny_model
 
 
 @pytest.mark.parametrize("pre_norm", [False, True])

@@ -5,8 +5,7 @@ import torch
 from transformers import GenerationConfig
 
 from hfmicro import count_parameters, to_stock
-from helpers import assert_close_to_rounding
-from test_models_common import SPEEDRUN, VOCAB, random_batch, tiny_model
+from helpers import SPEEDRUN, VOCAB, assert_close_to_rounding, random_batch, tiny_model
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])

@@ -11,37 +11,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 import hfmicro
 from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
 from hfmicro.models import enable_activation_checkpointing
-
-VOCAB = 400  # the conftest tokenizers' size
-
-
-def tiny_config(family: str, **overrides):
-    common = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, max_position_embeddings=64)
-    if family == "microbert":
-        return MicroBertConfig(**(common | overrides))
-    return MicroGPTConfig(**(common | dict(bos_token_id=0, eos_token_id=0, pad_token_id=1) | overrides))
-
-
-def tiny_model(family: str, seed: int = 0, **overrides):
-    torch.manual_seed(seed)
-    config = tiny_config(family, **overrides)
-    cls = MicroBertForMaskedLM if family == "microbert" else MicroGPTForCausalLM
-    return cls(config).eval()
-
-
-def random_batch(batch=3, seq=12, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(5, VOCAB, (batch, seq), generator=g)
-
-
-def mlm_labels(input_ids, rate=0.3, seed=2):
-    g = torch.Generator().manual_seed(seed)
-    labels = input_ids.clone()
-    labels[torch.rand(input_ids.shape, generator=g) > rate] = -100
-    labels[0, 0] = input_ids[0, 0]  # at least one scored token
-    return labels
-
+from helpers import SPEEDRUN, VOCAB, mlm_labels, random_batch, tiny_config, tiny_model
 
 def labels_for(family, input_ids):
     return mlm_labels(input_ids) if family == "microbert" else input_ids.clone()
@@ -138,8 +108,6 @@ def test_determinism_and_shapes(family):
     assert type(base).__name__ == ("MicroBertModel" if family == "microbert" else "MicroGPTModel")
 
 
-# MicroGPT with what the GPT speedruns found: rotary, QK-norm, ReLU², zero-init projections, untied head
-SPEEDRUN = {"position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2", "zero_init_residual": True, "tie_word_embeddings": False}
 # MicroBERT with every option stock BERT lacks
 BERT_OPTIONS = {"pre_norm": True, "position_embedding_type": "rotary", "qk_norm": True, "hidden_act": "relu2",
                 "use_bias": False, "decoder_bias": True, "residual_init": "scaled", "mlp_type": "glu",

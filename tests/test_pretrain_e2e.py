@@ -11,14 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
+from helpers import ROOT, run_command
 
-
-def run(cmd, cwd, timeout=300):
-    result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    return result.stdout + result.stderr
+pytestmark = pytest.mark.slow  # every test launches training processes
 
 
 def accelerate(config, script, *args):
@@ -34,7 +29,7 @@ def history(out):
 @pytest.fixture(scope="module")
 def mlm_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("mlm") / "run")
-    log = run(accelerate("cpu.yaml", "pretrain_mlm.py", "--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
+    log = run_command(accelerate("cpu.yaml", "pretrain_mlm.py", "--config", os.path.join(ROOT, "recipes", "microbert-debug.yaml"),
                          "--output_dir", out), cwd=ROOT)
     return out, log
 
@@ -80,21 +75,21 @@ def test_output_loads_without_hfmicro(mlm_run):
         print("OK", predictions[0]["token_str"])
         """
     )
-    assert "OK" in run([sys.executable, "-c", script], cwd=os.path.dirname(out))
+    assert "OK" in run_command([sys.executable, "-c", script], cwd=os.path.dirname(out))
 
 
 def test_resume_continues_from_the_newest_checkpoint(mlm_run, tmp_path):
     out, _ = mlm_run
     resumed = str(tmp_path / "resumed")
     subprocess.run(["cp", "-r", out, resumed], check=True)
-    log = run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), "--config",
+    log = run_command([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), "--config",
                os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", resumed, "--max_steps", "60"],
               cwd=ROOT)
     assert f"resuming from {resumed}/checkpoint-40" in log
     assert json.load(open(os.path.join(resumed, "eval_results.json")))["global_step"] == 60
     steps = [r["step"] for r in history(resumed) if "loss" in r]
     assert steps == sorted(steps) and steps[0] == 10 and steps[-1] == 60  # the history continues, not restarts
-    fresh = run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), "--config",
+    fresh = run_command([sys.executable, os.path.join(ROOT, "recipes", "pretrain_mlm.py"), "--config",
                  os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", resumed, "--max_steps", "10",
                  "--force_fresh", "--eval_on_start", "false"], cwd=ROOT)
     assert "resuming" not in fresh
@@ -103,7 +98,7 @@ def test_resume_continues_from_the_newest_checkpoint(mlm_run, tmp_path):
 def test_clm_debug_recipe_learns_generates_and_reports_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     out = str(tmp_path / "clm")
-    log = run([sys.executable, os.path.join(ROOT, "recipes", "pretrain_clm.py"), "--config",
+    log = run_command([sys.executable, os.path.join(ROOT, "recipes", "pretrain_clm.py"), "--config",
                os.path.join(ROOT, "recipes", "microgpt-debug.yaml"), "--output_dir", out, "--report_to", "tensorboard"],
               cwd=ROOT)
     evals = [r["eval_loss"] for r in history(out) if "eval_loss" in r]
@@ -116,7 +111,7 @@ def test_clm_debug_recipe_learns_generates_and_reports_to_tensorboard(tmp_path):
 
 def test_two_cpu_processes_with_ddp(tmp_path):
     out = str(tmp_path / "ddp")
-    log = run(accelerate("cpu_ddp.yaml", "pretrain_mlm.py", "--config",
+    log = run_command(accelerate("cpu_ddp.yaml", "pretrain_mlm.py", "--config",
                          os.path.join(ROOT, "recipes", "microbert-debug.yaml"), "--output_dir", out,
                          "--max_steps", "10", "--eval_on_start", "false", "--save_steps", "10", "--eval_steps", "10"),
               cwd=ROOT, timeout=400)

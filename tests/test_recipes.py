@@ -16,7 +16,8 @@ from hfmicro.presets import PRESETS
 from hfmicro.training.arguments import load_recipe_yaml, parse_recipe
 from hfmicro.training.hardware import detect_hardware
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "accelerate_configs", "*.yaml")))
 HERE = detect_hardware()  # this machine: a recipe's precision is settled for it, as a launch does
@@ -133,6 +134,7 @@ def test_a_config_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, capsy
     assert not (tmp_path / "cache").exists()  # refused before any data was read
 
 
+@pytest.mark.slow  # trains
 def test_bad_config_fails_before_training_with_one_line(tmp_path, capsys, monkeypatch):
     """Exit code 2, one error line, no traceback, nothing read or trained: once through the real command,
     the other cases through the same entry point in this process."""
@@ -247,6 +249,7 @@ def trained_mlm(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize(
     "objective,recipe,extra,word",
     [
@@ -279,10 +282,11 @@ def test_an_output_dir_of_another_model_or_tokenizer_is_refused(trained_mlm, tmp
                                 "--max_steps", "1", "--eval_on_start", "false", "--force_fresh", "true", *extra]) == 0
 
 
+@pytest.mark.slow  # trains
 def test_a_one_sentence_per_line_txt_trains_with_a_real_validation_split(tmp_path, capsys):
     """The most common plain corpus: one sentence per line, no blank lines. It used to be read as one
     document, so the validation split was empty and the run stopped."""
-    from conftest import sample_texts
+    from helpers import sample_texts
 
     from hfmicro.training.run import pretrain
 
@@ -314,8 +318,9 @@ def test_a_one_sentence_per_line_txt_trains_with_a_real_validation_split(tmp_pat
     assert report["docs_seen"] == train_docs and report["fertility"]["docs"] == validation_docs
 
 
+@pytest.mark.slow  # trains
 def test_skipped_rows_are_shown_and_recorded(tmp_path, capsys):
-    from conftest import sample_texts
+    from helpers import sample_texts
 
     from hfmicro.training.run import pretrain
 

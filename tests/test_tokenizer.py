@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import sample_texts
+from helpers import sample_texts
 
 from hfmicro.bpe import BpeError, add_arguments, run, train_bpe
 from hfmicro.data import parse_count

@@ -13,13 +13,12 @@ from hfmicro.models import flops_per_token
 from hfmicro.training.hardware import Hardware, resolve_precision
 from hfmicro.metrics import lm_metrics
 from hfmicro.models import MicroBertForMaskedLM
-from test_models_common import tiny_config
+from helpers import ROOT, tiny_config
 
 T4 = Hardware("cuda", "Tesla T4", (7, 5), 16 * 2**30)
 A10 = Hardware("cuda", "NVIDIA A10", (8, 6), 24 * 2**30)
 H100 = Hardware("cuda", "NVIDIA H100 80GB HBM3", (9, 0), 80 * 2**30)
 CPU = Hardware("cpu", "cpu", None, None)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_precision_follows_the_hardware():
@@ -104,6 +103,7 @@ def test_accuracy_metrics_from_sparse_and_dense_logits():
     assert compute_clm(EvalPrediction(shifted_right, tokens))["accuracy"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.slow  # trains
 def test_push_to_hub_pushes_the_final_folder_without_the_token(tmp_path, monkeypatch):
     from transformers import Trainer
 
@@ -156,6 +156,7 @@ def test_hub_token_option_is_refused(tmp_path, capsys):
     assert "HF_TOKEN" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains
 def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     """A learning rate too small to improve anything: training stops after `patience` evaluations without
     improvement, save_total_limit=1 still keeps the best checkpoint, and the final model is the best one."""
@@ -179,6 +180,7 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     assert all(torch.equal(best_weights[k], final_weights[k]) for k in final_weights)
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.parametrize("objective,recipe", [("mlm", "microbert-debug.yaml"), ("clm", "microgpt-debug.yaml")])
 def test_loading_the_best_checkpoint_reports_no_missing_tied_head(objective, recipe, tmp_path, capsys):
     """The tied output head is never saved on its own; Trainer's reload of the best checkpoint (and of the
@@ -201,6 +203,7 @@ def test_loading_the_best_checkpoint_reports_no_missing_tied_head(objective, rec
     assert not [r.getMessage() for r in records.buffer if "missing keys" in r.getMessage()]
 
 
+@pytest.mark.slow  # trains
 def test_tokens_per_second_reaches_tensorboard(tmp_path):
     """Throughput is logged through Trainer.log, so the integrations (TensorBoard, trackio...) get it."""
     import glob
