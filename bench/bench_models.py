@@ -18,6 +18,7 @@ from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadMode
 
 import hfmicro
 from hfmicro import MicroBertConfig, MicroBertForMaskedLM, MicroGPTConfig, MicroGPTForCausalLM
+from hfmicro.objectives import OBJECTIVES
 from hfmicro.presets import PRESETS
 from hfmicro.training.hardware import machine_description
 
@@ -51,11 +52,9 @@ def build_models(args) -> dict[str, tuple[str, torch.nn.Module]]:
 def make_batch(objective, args, device):
     g = torch.Generator().manual_seed(0)
     input_ids = torch.randint(5, args.vocab, (args.batch, args.seq), generator=g)
-    if objective == "mlm":
-        labels = input_ids.clone()
+    labels = input_ids.clone()
+    if OBJECTIVES[objective].masked:
         labels[torch.rand(input_ids.shape, generator=g) > args.mlm_probability] = -100
-    else:
-        labels = input_ids.clone()
     return input_ids.to(device), labels.to(device)
 
 

@@ -12,6 +12,20 @@ from .models.microbert import MicroBertForMaskedLM
 from .models.microgpt import MicroGPTForCausalLM
 
 
+# the config fields BertConfig names as MicroBertConfig does
+_BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "initializer_range", "layer_norm_eps", "pad_token_id", "bos_token_id", "eos_token_id",
+                "tie_word_embeddings")
+# GPT2Config's name for each MicroGPTConfig field (GPT-2 drops out of embeddings and residuals alike)
+_GPT2_FIELDS = {"vocab_size": "vocab_size", "n_positions": "max_position_embeddings", "n_embd": "hidden_size",
+                "n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "n_inner": "intermediate_size",
+                "activation_function": "hidden_act", "resid_pdrop": "hidden_dropout_prob",
+                "embd_pdrop": "hidden_dropout_prob", "attn_pdrop": "attention_probs_dropout_prob",
+                "layer_norm_epsilon": "layer_norm_eps", "initializer_range": "initializer_range",
+                "bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "pad_token_id": "pad_token_id"}
+
+
 def _require_compatible(model, compatible: dict, target: str) -> None:
     """Refuse, naming the option, a model that uses an option the stock architecture lacks."""
     for option, value in compatible.items():
@@ -31,25 +45,9 @@ def _microbert_to_bert(model: MicroBertForMaskedLM) -> BertForMaskedLM:
         _require_compatible(model, {"decoder_bias": None}, "BertForMaskedLM")
     if cfg.head_act is not None:  # BERT's MLM head uses hidden_act
         _require_compatible(model, {"head_act": cfg.hidden_act}, "BertForMaskedLM")
-    stock_config = BertConfig(
-        vocab_size=cfg.vocab_size,
-        hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads,
-        intermediate_size=cfg.intermediate_size,
-        hidden_act=cfg.hidden_act,
-        hidden_dropout_prob=cfg.hidden_dropout_prob,
-        attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
-        max_position_embeddings=cfg.max_position_embeddings,
-        # BERT always has token types: without ours, one all-zero row adds nothing
-        type_vocab_size=max(cfg.type_vocab_size, 1),
-        initializer_range=cfg.initializer_range,
-        layer_norm_eps=cfg.layer_norm_eps,
-        pad_token_id=cfg.pad_token_id,
-        bos_token_id=cfg.bos_token_id,
-        eos_token_id=cfg.eos_token_id,
-        tie_word_embeddings=cfg.tie_word_embeddings,
-    )
+    # BERT always has token types: without ours, one all-zero row adds nothing
+    stock_config = BertConfig(**{name: getattr(cfg, name) for name in _BERT_FIELDS},
+                              type_vocab_size=max(cfg.type_vocab_size, 1))
     src = model.state_dict()
     emb = model.model.embeddings
     sd = {
@@ -95,23 +93,7 @@ def _microgpt_to_gpt2(model: MicroGPTForCausalLM) -> GPT2LMHeadModel:
     cfg = model.config
     _require_compatible(model, {"use_bias": True, "mlp_type": "mlp", "num_experts": 0, "position_embedding_type": "absolute",
                                 "qk_norm": False, "tie_word_embeddings": True}, "GPT2LMHeadModel")
-    stock_config = GPT2Config(
-        vocab_size=cfg.vocab_size,
-        n_positions=cfg.max_position_embeddings,
-        n_embd=cfg.hidden_size,
-        n_layer=cfg.num_hidden_layers,
-        n_head=cfg.num_attention_heads,
-        n_inner=cfg.intermediate_size,
-        activation_function=cfg.hidden_act,
-        resid_pdrop=cfg.hidden_dropout_prob,
-        embd_pdrop=cfg.hidden_dropout_prob,
-        attn_pdrop=cfg.attention_probs_dropout_prob,
-        layer_norm_epsilon=cfg.layer_norm_eps,
-        initializer_range=cfg.initializer_range,
-        bos_token_id=cfg.bos_token_id,
-        eos_token_id=cfg.eos_token_id,
-        pad_token_id=cfg.pad_token_id,
-    )
+    stock_config = GPT2Config(**{theirs: getattr(cfg, ours) for theirs, ours in _GPT2_FIELDS.items()})
     sd = {}
     for name, tensor in model.state_dict().items():
         if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight")):

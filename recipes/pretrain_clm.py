@@ -1,12 +1,8 @@
-"""Pre-train a MicroGPT (GPT-2 style) causal language model.
+"""Pre-train a MicroGPT (GPT-2 style) causal language model: recipes/pretrain_mlm.py's options and behaviour,
+with the MicroGPT recipes (recipes/microgpt-*.yaml; without --config, recipes/microgpt-cpu.yaml).
 
-    accelerate launch recipes/pretrain_clm.py                                   # the default CPU recipe
-    accelerate launch --config_file accelerate_configs/a10.yaml recipes/pretrain_clm.py \
-        --config recipes/microgpt-8l-512d-a10.yaml [--any_field value ...]
-    python recipes/pretrain_clm.py --help                                       # every option
-
-`--config` gives defaults; flags override them. Resumes from the newest checkpoint in output_dir
-unless --force_fresh. The logic lives in hfmicro/training/run.py.
+    accelerate launch --config_file accelerate_configs/t4x2.yaml recipes/pretrain_clm.py \
+        --config recipes/microgpt-8l-512d-t4x2.yaml [--any_field value ...]
 """
 
 import sys

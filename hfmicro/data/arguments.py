@@ -27,55 +27,36 @@ def parse_count(value: str | int | None) -> int | None:
     return int(number)
 
 
+def option(default, help: str):
+    """A dataclass field and its --help text (HfArgumentParser and add_dataclass_arguments show it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class DataArguments:
-    dataset: str = field(
-        default="builtin",
-        metadata={
-            "help": "Corpus: 'builtin' (offline English prose shipped with Python), a local .txt/.jsonl/.json/"
-            ".csv/.parquet file (optionally .gz), a glob or a folder, or a Hub dataset name (e.g. wikitext)."
-        },
-    )
-    dataset_config: str | None = field(
-        default=None, metadata={"help": "Hub dataset configuration, e.g. wikitext-103-raw-v1."}
-    )
-    text_column: str = field(default="text", metadata={"help": "Column (JSON field) that holds the document text."})
-    txt_mode: str = field(
-        default="auto",
-        metadata={"help": "How .txt files split into documents: 'paragraph' (blank-line separated), 'line' (one per "
-                          "line) or 'auto' (line when the file has no blank lines, else paragraph)."},
-    )
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "Stream the corpus instead of preparing it on disk (not cached; for huge corpora)."},
-    )
-    max_samples: str | None = field(
-        default=None,
-        metadata={"help": "Read at most this many training documents (and as many validation ones): 20000, 500k, 5M."},
-    )
-    validation_split_percentage: float = field(
-        default=5.0,
-        metadata={"help": "Percent of documents held out for validation when the source has no validation split."},
-    )
-    max_seq_length: int = field(default=128, metadata={"help": "Tokens per packed block."})
-    keep_partial_block: bool = field(
-        default=False,
-        metadata={"help": "Keep the last, shorter block of each split instead of dropping it (the count is logged)."},
-    )
-    static_masking: bool = field(
-        default=False,
-        metadata={"help": "MLM only: mask once at preprocessing (stored, seeded by masking_seed) instead of per batch."},
-    )
-    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked for MLM."})
-    preprocessing_num_workers: int | None = field(
-        default=None,
-        metadata={"help": "Processes for tokenisation; default 1 (the Rust tokenizer already uses every core)."},
-    )
-    masking_seed: int = field(
-        default=42,
-        metadata={"help": "Seed for MLM masks: static, once per block; dynamic, per batch from this seed and its tokens."},
-    )
-    overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the packed dataset even if it is cached."})
+    dataset: str = option("builtin", "Corpus: 'builtin' (offline English prose shipped with Python), a local "
+                          ".txt/.jsonl/.json/.csv/.parquet file (optionally .gz), a glob or a folder, or a Hub dataset "
+                          "name (e.g. wikitext).")
+    dataset_config: str | None = option(None, "Hub dataset configuration, e.g. wikitext-103-raw-v1.")
+    text_column: str = option("text", "Column (JSON field) that holds the document text.")
+    txt_mode: str = option("auto", "How .txt files split into documents: 'paragraph' (blank-line separated), 'line' "
+                           "(one per line) or 'auto' (line when the file has no blank lines, else paragraph).")
+    streaming: bool = option(False, "Stream the corpus instead of preparing it on disk (not cached; for huge corpora).")
+    max_samples: str | None = option(None, "Read at most this many training documents (and as many validation ones): "
+                                     "20000, 500k, 5M.")
+    validation_split_percentage: float = option(5.0, "Percent of documents held out for validation when the source "
+                                                "has no validation split.")
+    max_seq_length: int = option(128, "Tokens per packed block.")
+    keep_partial_block: bool = option(False, "Keep the last, shorter block of each split instead of dropping it (the "
+                                      "count is logged).")
+    static_masking: bool = option(False, "MLM only: mask once at preprocessing (stored, seeded by masking_seed) "
+                                  "instead of per batch.")
+    mlm_probability: float = option(0.15, "Fraction of tokens masked for MLM.")
+    preprocessing_num_workers: int | None = option(None, "Processes for tokenisation; default 1 (the Rust tokenizer "
+                                                   "already uses every core).")
+    masking_seed: int = option(42, "Seed for MLM masks: static, once per block; dynamic, per batch from this seed and "
+                               "its tokens.")
+    overwrite_cache: bool = option(False, "Rebuild the packed dataset even if it is cached.")
 
     def __post_init__(self):
         if not self.dataset or not self.dataset.strip():

@@ -11,12 +11,13 @@ import sys
 import types
 import typing
 from argparse import ArgumentTypeError
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, fields, make_dataclass
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..data import DataArguments
+from ..data.arguments import option
 from ..models import MicroBertConfig, MicroGPTConfig
 from ..presets import PRESETS
 from .hardware import Hardware, resolve_precision
@@ -64,7 +65,7 @@ def _model_option_fields() -> list[tuple[str, type, object]]:
                 options[name] = (options[name][0], help_text)  # both families: no family named
             else:
                 options[name] = (_option_type(annotation), f"{_FAMILY_NAMES[config_class]}: {help_text}")
-    return [(name, kind | None, field(default=None, metadata={"help": text})) for name, (kind, text) in options.items()]
+    return [(name, kind | None, option(None, text)) for name, (kind, text) in options.items()]
 
 
 class _ModelOptions:
@@ -84,13 +85,12 @@ class _ModelOptions:
 # The model options: a preset, a tokenizer, and every field of MicroBertConfig / MicroGPTConfig, derived from
 # the config classes so that a field added there is an option at once.
 ModelArguments = make_dataclass("ModelArguments", [
-    ("preset", str, field(default="microbert-toy", metadata={
-        "help": f"Model size, a row of the preset table: {', '.join(PRESETS)}. Any field below overrides it."})),
-    ("tokenizer", str | None, field(default=None, metadata={
-        "help": "Tokenizer folder or Hub id; default: the 8k BPE shipped in tokenizers/ for this objective."})),
+    ("preset", str, option("microbert-toy", f"Model size, a row of the preset table: {', '.join(PRESETS)}. Any field "
+                                            "below overrides it.")),
+    ("tokenizer", str | None, option(None, "Tokenizer folder or Hub id; default: the 8k BPE shipped in tokenizers/ for "
+                                           "this objective.")),
     *_model_option_fields(),
-    ("use_moe", bool, field(default=False, metadata={
-        "help": "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set)."})),
+    ("use_moe", bool, option(False, "MicroGPT: mixture-of-experts MLPs (4 experts, top-2 unless set).")),
 ], bases=(_ModelOptions,), namespace={"__module__": __name__})
 
 
@@ -98,55 +98,38 @@ ModelArguments = make_dataclass("ModelArguments", [
 class PretrainingArguments(TrainingArguments):
     """TrainingArguments plus the knobs our users tune; defaults suit pre-training small models."""
 
-    output_dir: str = field(default="outputs/run", metadata={"help": "Where checkpoints and the final model go."})
-    precision: str = field(
-        default="auto",
-        metadata={"help": "auto (bf16 on compute capability >= 8.0, fp16 on T4/V100, fp32 on CPU), bf16, fp16 or fp32."},
-    )
-    min_lr_ratio: float = field(
-        default=0.1, metadata={"help": "Cosine decay ends at this fraction of the peak learning rate (0 = to zero)."}
-    )
-    early_stopping_patience: int = field(
-        default=0, metadata={"help": "Stop after this many evaluations without improvement (0 = never)."}
-    )
-    force_fresh: bool = field(
-        default=False, metadata={"help": "Start over instead of resuming from the newest checkpoint in output_dir."}
-    )
-    max_nonfinite_steps: int = field(
-        default=0,
-        metadata={"help": "Skip up to N optimizer steps whose loss or gradient norm is NaN/Inf (fp16 spikes); "
-                          "0 = stop at the first, naming the step and the last good checkpoint."},
-    )
-    auto_batch_size: bool = field(
-        default=False, metadata={"help": "Pick per_device_train_batch_size from GPU memory (ignored on CPU)."}
-    )
-    max_eval_samples: int | None = field(
-        default=2000, metadata={"help": "Evaluate on at most this many blocks (a streamed validation split is endless)."}
-    )
-    demo_steps: int = field(
-        default=0,
-        metadata={"help": "Print a fill-mask demo (MLM) or a generated sample (CLM) every N steps (0 = at each eval)."},
-    )
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (AdamW)."})
-    lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "Learning-rate schedule."})
-    warmup_steps: float = field(default=0.05, metadata={"help": "Warmup: steps (>= 1) or a fraction of training (< 1)."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2 (0.98 is steadier for short runs)."})
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per device."})
-    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Eval batch size per device."})
-    eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no, steps or epoch."})
-    eval_steps: float | None = field(default=200, metadata={"help": "Evaluate every N steps."})
-    save_steps: float = field(default=200, metadata={"help": "Checkpoint every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints (never the best)."})
-    logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
-    load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the best checkpoint by eval loss."})
-    metric_for_best_model: str | None = field(default="eval_loss", metadata={"help": "Metric that picks the best."})
-    include_num_input_tokens_seen: str | bool = field(
-        default=True, metadata={"help": "Count the tokens read (every log, the history and eval_results.json)."}
-    )
-    ddp_find_unused_parameters: bool | None = field(
-        default=False, metadata={"help": "Every parameter is used in every step (MoE experts too), so DDP skips the search."}
-    )
+    output_dir: str = option("outputs/run", "Where checkpoints and the final model go.")
+    precision: str = option("auto", "auto (bf16 on compute capability >= 8.0, fp16 on T4/V100, fp32 on CPU), bf16, "
+                            "fp16 or fp32.")
+    min_lr_ratio: float = option(0.1, "Cosine decay ends at this fraction of the peak learning rate (0 = to zero).")
+    early_stopping_patience: int = option(0, "Stop after this many evaluations without improvement (0 = never).")
+    force_fresh: bool = option(False, "Start over instead of resuming from the newest checkpoint in output_dir.")
+    max_nonfinite_steps: int = option(0, "Skip up to N optimizer steps whose loss or gradient norm is NaN/Inf (fp16 "
+                                      "spikes); 0 = stop at the first, naming the step and the last good "
+                                      "checkpoint.")
+    auto_batch_size: bool = option(False, "Pick per_device_train_batch_size from GPU memory (ignored on CPU).")
+    max_eval_samples: int | None = option(2000, "Evaluate on at most this many blocks (a streamed validation split "
+                                          "is endless).")
+    demo_steps: int = option(0, "Print a fill-mask demo (MLM) or a generated sample (CLM) every N steps (0 = at "
+                             "each eval).")
+    learning_rate: float = option(1e-3, "Peak learning rate (AdamW).")
+    lr_scheduler_type: str = option("cosine_with_min_lr", "Learning-rate schedule.")
+    warmup_steps: float = option(0.05, "Warmup: steps (>= 1) or a fraction of training (< 1).")
+    weight_decay: float = option(0.01, "AdamW weight decay.")
+    adam_beta2: float = option(0.98, "AdamW beta2 (0.98 is steadier for short runs).")
+    per_device_train_batch_size: int = option(32, "Batch size per device.")
+    per_device_eval_batch_size: int = option(64, "Eval batch size per device.")
+    eval_strategy: str = option("steps", "When to evaluate: no, steps or epoch.")
+    eval_steps: float | None = option(200, "Evaluate every N steps.")
+    save_steps: float = option(200, "Checkpoint every N steps.")
+    save_total_limit: int | None = option(2, "Keep at most N checkpoints (never the best).")
+    logging_steps: float = option(20, "Log every N steps.")
+    load_best_model_at_end: bool = option(True, "End with the best checkpoint by eval loss.")
+    metric_for_best_model: str | None = option("eval_loss", "Metric that picks the best.")
+    include_num_input_tokens_seen: str | bool = option(True, "Count the tokens read (every log, the history and "
+                                                       "eval_results.json).")
+    ddp_find_unused_parameters: bool | None = option(False, "Every parameter is used in every step (MoE experts "
+                                                     "too), so DDP skips the search.")
 
     def __post_init__(self):
         if not 0 <= self.min_lr_ratio <= 1:
@@ -292,6 +275,7 @@ def load_recipe_yaml(path: str, known: set[str] | None = None) -> dict:
         known = _known_keys(_parser())
     for key in values:
         if key not in known:
-            hint = f"it is now {RENAMED[key]!r}" if key in RENAMED else "not a model, data or training option; see --help"
+            hint = (f"it is now {RENAMED[key]!r}" if key in RENAMED
+                    else "not a model, data or training option; see --help")
             raise ValueError(f"{path}: unknown key {key!r} ({hint})")
     return values

@@ -16,10 +16,12 @@ class GpuSpec:
 
 # every GPU hfmicro knows: `hfmicro estimate --gpu <key>` plans for it, a run on it reports MFU
 GPUS = {
-    "h200": GpuSpec("NVIDIA H200", "H200", (9, 0), 141 * 10**9, {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
-    # SXM; the PCIe card is ~756e12
-    "h100": GpuSpec("NVIDIA H100 80GB HBM3", "H100", (9, 0), 80 * 10**9, {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
-    "a100": GpuSpec("NVIDIA A100-SXM4-80GB", "A100", (8, 0), 80 * 10**9, {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12}),
+    "h200": GpuSpec("NVIDIA H200", "H200", (9, 0), 141 * 10**9,
+                    {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
+    "h100": GpuSpec("NVIDIA H100 80GB HBM3", "H100", (9, 0), 80 * 10**9,  # SXM; the PCIe card is ~756e12
+                    {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
+    "a100": GpuSpec("NVIDIA A100-SXM4-80GB", "A100", (8, 0), 80 * 10**9,
+                    {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12}),
     "a10": GpuSpec("NVIDIA A10", "A10", (8, 6), 24 * 10**9, {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12}),
     "t4": GpuSpec("Tesla T4", "T4", (7, 5), 16 * 10**9, {"fp16": 65e12, "fp32": 8.1e12}),
 }
