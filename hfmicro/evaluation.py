@@ -31,15 +31,16 @@ def _load(model: str, objective: str | None):
     import transformers
 
     from .inference import check_model_source
+    from .training.build import load_tokenizer
 
     where = check_model_source(model)
     try:
         config = transformers.AutoConfig.from_pretrained(model)
         spec = _objective_of(config, objective)
-        auto = getattr(transformers, spec.auto_class)
-        return auto.from_pretrained(model).eval(), transformers.AutoTokenizer.from_pretrained(model), spec
+        lm = getattr(transformers, spec.auto_class).from_pretrained(model).eval()
     except (OSError, KeyError) as err:
         raise ValueError(f"cannot load {model!r} ({where}) as a language model: {first_line(err)}") from None
+    return lm, load_tokenizer(model, spec), spec  # with the special token the objective needs
 
 
 def _max_positions(config) -> int | None:
@@ -68,7 +69,6 @@ def evaluate_model(model: str, *, dataset: str = "builtin", split: str = "valida
     length = max_seq_length or min(128, limit or 128)
     if limit and length > limit:
         raise ValueError(f"max_seq_length={length} is longer than the model's {limit} positions")
-    spec.check_tokenizer(tokenizer, model)
     data_args = DataArguments(dataset=dataset, max_seq_length=length, static_masking=spec.masked,
                               mlm_probability=mlm_probability, masking_seed=masking_seed, **source)
     blocks = load_lm_datasets(data_args, tokenizer, spec.name)[split]
