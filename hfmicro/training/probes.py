@@ -1,5 +1,6 @@
 """What a trained model can do, in numbers: a fixed fill-mask probe set against the unigram baseline,
-and the short demos the recipes print (fill-mask top-5, a generated continuation)."""
+and the short demos the recipes print (fill-mask top-5, a generated continuation): `DEMOS`, one per
+pipeline task, says what a run shows of its model during training, at the end and in its model card."""
 
 import random
 import re
