@@ -8,8 +8,6 @@ size follows the tokenizer, so its count then differs from the table's).
 
 from dataclasses import dataclass, field
 
-FAMILIES = ("microbert", "microgpt")
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -63,10 +61,10 @@ def preset_config(name: str, **overrides):
     """The MicroBertConfig / MicroGPTConfig of a preset, with any field overridden."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    from .models import MicroBertConfig, MicroGPTConfig
+    from .objectives import objective_of_family
 
     preset = PRESETS[name]
-    config_class = MicroBertConfig if preset.family == "microbert" else MicroGPTConfig
+    config_class = objective_of_family(preset.family).config_cls
     kwargs = preset.config_kwargs() | overrides
     for key in ("bos_token_id", "eos_token_id"):  # GPT-2's 50256 is no token of a smaller vocabulary
         default = config_class.__dataclass_fields__[key].default
@@ -76,10 +74,10 @@ def preset_config(name: str, **overrides):
 
 
 def build_model(config):
-    """The pre-training model (MicroBertForMaskedLM or MicroGPTForCausalLM) for a config."""
-    from .models import MicroBertConfig, MicroBertForMaskedLM, MicroGPTForCausalLM
+    """The pre-training model of a config's family (MicroBertForMaskedLM or MicroGPTForCausalLM)."""
+    from .objectives import objective_of_family
 
-    return (MicroBertForMaskedLM if isinstance(config, MicroBertConfig) else MicroGPTForCausalLM)(config)
+    return objective_of_family(config.model_type).model_cls(config)
 
 
 def count_preset(name: str, **overrides) -> dict[str, int]:
@@ -94,7 +92,9 @@ def count_preset(name: str, **overrides) -> dict[str, int]:
 
 def register(subparsers):
     parser = subparsers.add_parser("configs", help="list the model presets: parameters and weight memory")
-    parser.add_argument("--family", choices=FAMILIES, help="only this model family")
+    from .objectives import OBJECTIVES
+
+    parser.add_argument("--family", choices=[o.family for o in OBJECTIVES.values()], help="only this model family")
     parser.set_defaults(func=_configs)
 
 

@@ -18,7 +18,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..data import DataArguments
 from ..data.arguments import option
-from ..models import MicroBertConfig, MicroGPTConfig
+from ..objectives import OBJECTIVES
 from ..presets import PRESETS
 from .hardware import Hardware, resolve_precision
 
@@ -27,7 +27,6 @@ RENAMED = {"probe_steps": "demo_steps"}  # old option -> its name now, for the e
 # generation
 NOT_OPTIONS = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id", "use_cache")
 _HELP = {"max_position_embeddings": "Positions the model supports; default: the data's max_seq_length."}
-_FAMILY_NAMES = {MicroBertConfig: "MicroBERT", MicroGPTConfig: "MicroGPT"}
 
 
 def _config_docs(config_class) -> dict[str, str]:
@@ -55,8 +54,8 @@ def _model_option_fields() -> list[tuple[str, type, object]]:
     """One `X | None = None` field per config field of either family (None keeps the preset's value), with
     the config's own description as help; a field of one family only says which."""
     options: dict[str, tuple[type, str]] = {}
-    for config_class in (MicroBertConfig, MicroGPTConfig):
-        docs = _config_docs(config_class)
+    for config_class in (objective.config_cls for objective in OBJECTIVES.values()):
+        docs, family = _config_docs(config_class), config_class.__name__.removesuffix("Config")
         for name, annotation in config_class.__annotations__.items():
             if name in NOT_OPTIONS:
                 continue
@@ -64,8 +63,9 @@ def _model_option_fields() -> list[tuple[str, type, object]]:
             if name in options:
                 options[name] = (options[name][0], help_text)  # both families: no family named
             else:
-                options[name] = (_option_type(annotation), f"{_FAMILY_NAMES[config_class]}: {help_text}")
+                options[name] = (_option_type(annotation), f"{family}: {help_text}")
     return [(name, kind | None, option(None, text)) for name, (kind, text) in options.items()]
+
 
 
 class _ModelOptions:
