@@ -86,7 +86,7 @@ def main(argv=None):
     from hfmicro.models import flops_per_token
     from hfmicro.presets import build_model
     from hfmicro.training.arguments import parse_recipe
-    from hfmicro.training.build import load_tokenizer, model_config
+    from hfmicro.training.build import load_tokenizer, model_config, precision_of
     from hfmicro.training.hardware import detect_hardware, machine_description
     from hfmicro.training.launch import restore_cpu_threads
     from hfmicro.training.trainer import PretrainingTrainer
@@ -119,7 +119,7 @@ def main(argv=None):
         model.set_attn_implementation(args.attn)
     data = load_lm_datasets(data_args, tokenizer, objective)["train"]
     collator = lm_data_collator(data_args, tokenizer, objective)
-    precision = "bf16" if train_args.bf16 else "fp16" if train_args.fp16 else "fp32"
+    precision = precision_of(train_args)
     peak = hardware.peak_flops(precision)
     flops = flops_per_token(config, data_args.max_seq_length)
     device = torch.device(args.device)

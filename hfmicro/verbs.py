@@ -25,5 +25,5 @@ def answer(args, compute, describe) -> int:
         result = compute()
     except ValueError as err:
         return print_error(err)
-    print(json.dumps(result, ensure_ascii=False) if getattr(args, "json", False) else describe(result))
+    print(json.dumps(result, ensure_ascii=False) if args.json else describe(result))
     return 0
